@@ -1,8 +1,13 @@
-# sipsa-tf developer and user commands. `make install` creates .venv with everything needed.
+# sipsa-tf developer and user commands.
+#   make install         create .venv with the package and the test tools
+#   make test            run the test suite (CPU, a few minutes)
+# Inside the Docker image there is no .venv: call with PY=python3 NO_INSTALL=1.
 PYTHON ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
+PY ?= $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+NO_INSTALL ?=
+INSTALL_DEP := $(if $(NO_INSTALL),,install)
 
 .PHONY: install test
 
@@ -14,5 +19,7 @@ $(VENV)/.installed: setup.py
 	$(PIP) install -e ".[test]"
 	touch $@
 
-test: install
+test: $(INSTALL_DEP)
 	$(PY) -m pytest -q tests
+
+-include docker/docker.mk
