@@ -52,7 +52,7 @@ def scc(x, pan):
         pan: (B, H, W, 1) tensor.
     """
     gx = _sobel_rows(x)
-    gp = _sobel_rows(tf.tile(pan, [1, 1, 1, x.shape[-1]]))
+    gp = _sobel_rows(tf.tile(pan, [1, 1, 1, ops.channels(x)]))
     m11 = tf.reduce_sum(gx * gx, axis=[1, 2, 3])
     m22 = tf.reduce_sum(gp * gp, axis=[1, 2, 3])
     m12 = tf.reduce_sum(gx * gp, axis=[1, 2, 3])
@@ -89,7 +89,7 @@ def q_index(y, x, block=Q_BLOCK):
     def blocks(t):
         return tf.nn.space_to_depth(_pad_to_multiple(t, block), block)  # channel-major blocks
 
-    channels = y.shape[-1]
+    channels = ops.channels(y)
     # Each channel separately: move channels into the batch axis.
     def per_channel(t):
         t = tf.transpose(t, [0, 3, 1, 2])
@@ -116,7 +116,7 @@ def d_lambda(fused, ms):
     Sum over all C x C ordered channel pairs (the diagonal included, as in the original) of
     |Q(fused_i, fused_j) - Q(ms_i, ms_j)|, divided by C (C - 1); mean over the batch.
     """
-    channels = fused.shape[-1]
+    channels = ops.channels(fused)
     firsts = [i for i in range(channels) for _ in range(channels)]
     seconds = [j for _ in range(channels) for j in range(channels)]
 
@@ -131,7 +131,7 @@ def d_lambda(fused, ms):
 
 def d_s(fused, pan, ms, scale=SCALE):
     """Spatial distortion: mean over c of |Q(fused_c, pan) - Q(ms_c, satdown(pan))|."""
-    channels = fused.shape[-1]
+    channels = ops.channels(fused)
     q_high = q_index(fused, tf.tile(pan, [1, 1, 1, channels]))
     q_low = q_index(ms, tf.tile(ops.satdown(pan, scale), [1, 1, 1, channels]))
     return tf.reduce_mean(tf.abs(q_high - q_low))

@@ -59,7 +59,7 @@ class _Convs:
         self.number += 1
         while self.number in SKIPPED_LAYER_NUMBERS:
             self.number += 1
-        n_in = x.shape[-1]
+        n_in = ops.channels(x)
         shape = [size, size, n_in, n_out]
         w = tf.compat.v1.get_variable("w_conv%02d" % self.number, shape, tf.float32,
                                       initializer=fan_avg_uniform(shape, tile))
@@ -70,7 +70,7 @@ class _Convs:
     def residual(self, x, size, blocks):
         """``blocks`` pre-activation residual blocks y = y + conv(lrelu(y))."""
         for _ in range(blocks):
-            x = x + self(ops.lrelu(x, LEAK), size, x.shape[-1])
+            x = x + self(ops.lrelu(x, LEAK), size, ops.channels(x))
         return x
 
 

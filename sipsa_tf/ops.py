@@ -11,6 +11,11 @@ import tensorflow as tf
 FAM_KERNEL = 9  # the feature alignment module's per-pixel kernel is 9 x 9 (81 softmax taps)
 
 
+def channels(x):
+    """The static channel count of an NHWC tensor as an int (v1 and v2 shape behaviour)."""
+    return int(x.shape.as_list()[-1])
+
+
 def gaussian_kernel(size, sigma):
     """A normalised 2-D Gaussian on a centred integer grid (like MATLAB's ``fspecial``).
 
@@ -37,8 +42,8 @@ def _depthwise_reflect(x, kernel2d):
     """Applies the same 2-D kernel to every channel with REFLECT padding ('same' output size)."""
     size = kernel2d.shape[0]
     pad = (size - 1) // 2
-    channels = x.shape[-1]
-    k = tf.constant(np.tile(kernel2d[:, :, None, None], (1, 1, channels, 1)))
+    n_channels = channels(x)
+    k = tf.constant(np.tile(kernel2d[:, :, None, None], (1, 1, n_channels, 1)))
     xp = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
     return tf.nn.depthwise_conv2d(xp, k, strides=[1, 1, 1, 1], padding="VALID")
 
@@ -97,14 +102,14 @@ def sobel2(x):
     Returns:
         (B, H, W, 2C) tensor, channels interleaved c0_v, c0_h, c1_v, c1_h, ...
     """
-    channels = x.shape[-1]
+    n_channels = channels(x)
     xp = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
     centre = xp[:, 1:-1, 1:-1, :]
     vertical = centre - xp[:, 2:, 1:-1, :]
     horizontal = centre - xp[:, 1:-1, 2:, :]
     stacked = tf.stack([vertical, horizontal], axis=-1)
     shape = tf.shape(x)
-    return tf.reshape(stacked, tf.concat([shape[:3], [2 * channels]], axis=0))
+    return tf.reshape(stacked, tf.concat([shape[:3], [2 * n_channels]], axis=0))
 
 
 def lrelu(x, leak=0.1):
@@ -143,11 +148,11 @@ def local_conv_literal(features, kernel):
         (B, H, W, C): out[i,j,c] = sum_{a,b} K[i,j,9a+b] * f[i+a-4, j+b-4, c], zero outside.
     """
     size = FAM_KERNEL
-    channels = features.shape[-1]
+    n_channels = channels(features)
     patches = tf.image.extract_patches(features, sizes=[1, size, size, 1],
                                        strides=[1, 1, 1, 1], rates=[1, 1, 1, 1], padding="SAME")
     shape = tf.shape(features)
-    patches = tf.reshape(patches, tf.stack([shape[0], shape[1], shape[2], size * size, channels]))
+    patches = tf.reshape(patches, tf.stack([shape[0], shape[1], shape[2], size * size, n_channels]))
     return tf.reduce_sum(patches * kernel[..., None], axis=3)
 
 

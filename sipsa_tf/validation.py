@@ -11,7 +11,7 @@ MS_BANDS = 3
 
 def _as_nhwc(array, name, bands):
     a = np.asarray(array)
-    if a.ndim == 2 and bands == 1:
+    if a.ndim == 2:
         a = a[None, :, :, None]
     elif a.ndim == 3:
         a = a[None]

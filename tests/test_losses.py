@@ -1,0 +1,125 @@
+"""The training loss: shift lists, lean vs literal formulation, NumPy reference, options."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SPEC_DIR, run_graph
+import numpy_reference as ref
+from sipsa_tf import losses, ops
+
+
+def test_shift_lists_match_spec():
+    spec = os.path.join(SPEC_DIR, "shift_candidates.json")
+    if not os.path.exists(spec):
+        pytest.skip("%s not found: ../shared is absent" % spec)
+    with open(spec, encoding="utf-8") as f:
+        expected = json.load(f)
+    got = losses.shift_candidates()
+    for key in ("pan_scale", "ms_scale"):
+        assert [list(t) for t in got[key]] == expected[key]
+
+
+def test_shift_lists_shape_and_duplicates():
+    got = losses.shift_candidates()
+    assert len(got["pan_scale"]) == 98 and len(got["ms_scale"]) == 98
+    assert len(set(got["pan_scale"])) == 94 and len(set(got["ms_scale"])) == 55
+    assert got["pan_scale"][0] == (0, 0) and got["ms_scale"][0] == (0, 0)
+
+
+SHIFTS = ((0, 0), (1, 0), (0, -2), (1, 0), (-3, 2), (2, 2))
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("fn", [losses.shifted_min, losses.shifted_min_literal])
+def test_shifted_min_matches_numpy(rng, fn, per_sample):
+    y = rng.standard_normal((3, 6, 7, 2))
+    r = rng.standard_normal((3, 6, 7, 2))
+    got = run_graph(lambda a, b: fn(a, b, SHIFTS, per_sample), y, r)
+    np.testing.assert_allclose(got, ref.shifted_min(y, r, SHIFTS, per_sample), atol=1e-6)
+
+
+def test_shifted_min_hand_made_batch_quirk():
+    # Item 1 of the batch matches item 0's output exactly: the original's minimum runs over the
+    # batch too, so the default loss is 0 while the per-sample loss is not.
+    y = np.zeros((2, 2, 2, 1))
+    r = np.stack([np.full((2, 2, 1), 5.0), np.zeros((2, 2, 1))])
+    default = run_graph(lambda a, b: losses.shifted_min(a, b, ((0, 0),)), y, r)
+    per_sample = run_graph(lambda a, b: losses.shifted_min(a, b, ((0, 0),), True), y, r)
+    np.testing.assert_array_equal(default, np.zeros((2, 2, 1)))
+    np.testing.assert_array_equal(per_sample[0], np.full((2, 2, 1), 5.0))
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_lean_loss_equals_literal_value_and_gradient(rng, per_sample):
+    b, h, w = 2, 8, 8
+    out4 = rng.standard_normal((b, 4 * h, 4 * w, 4))
+    aligned4 = rng.standard_normal((b, h, w, 4))
+    ms_n = rng.standard_normal((b, h, w, 3))
+    pan_n = rng.standard_normal((b, 4 * h, 4 * w, 1))
+
+    def both(o, a, m, p):
+        results = []
+        for literal in (False, True):
+            terms = losses.sipsa_loss(o, a, m, p, per_sample=per_sample, literal=literal)
+            results.append((terms, tf.gradients(terms["loss"], [o, a])))
+        return results
+
+    (lean, lean_g), (lit, lit_g) = run_graph(both, out4, aligned4, ms_n, pan_n)
+    for key in lit:
+        assert lean[key] == pytest.approx(lit[key], rel=1e-6), key
+    for g_lean, g_lit in zip(lean_g, lit_g):
+        np.testing.assert_allclose(g_lean, g_lit, atol=1e-7)
+
+
+def test_loss_matches_numpy_reference(rng):
+    b, h, w = 2, 4, 4
+    out4 = rng.standard_normal((b, 4 * h, 4 * w, 4))
+    aligned4 = rng.standard_normal((b, h, w, 4))
+    ms_n = rng.standard_normal((b, h, w, 3))
+    pan_n = rng.standard_normal((b, 4 * h, 4 * w, 1))
+    got = run_graph(lambda *t: losses.sipsa_loss(*t), out4, aligned4, ms_n, pan_n)
+
+    def edge(y, guide):
+        return np.mean([np.abs(np.abs(ref.sobel2(y[i].mean(axis=2, keepdims=True)))
+                               - np.abs(ref.sobel2(guide[i]))) for i in range(b)])
+
+    ref_big = np.stack([ref.resize_blur(ms_n[i]) for i in range(b)])
+    ref_small = np.stack([ref.satdown(ref_big[i]) for i in range(b)])
+    pan_small = np.stack([ref.satdown(pan_n[i]) for i in range(b)])
+    shifts = losses.shift_candidates()
+    expected = {
+        "edge_big": edge(out4[..., :3], pan_n),
+        "edge_small": edge(aligned4[..., :3], pan_small),
+        "color_big": ref.shifted_min(out4[..., :3], ref_big, shifts["pan_scale"]).mean(),
+        "color_small": ref.shifted_min(aligned4[..., :3], ref_small, shifts["ms_scale"]).mean(),
+    }
+    expected["loss"] = (4 * (10 * expected["edge_big"] + 5 * expected["color_big"])
+                        + 10 * expected["edge_small"] + 5 * expected["color_small"])
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_per_sample_loss_is_not_smaller(rng):
+    b, h, w = 3, 8, 8
+    args = (rng.standard_normal((b, 4 * h, 4 * w, 4)), rng.standard_normal((b, h, w, 4)),
+            rng.standard_normal((b, h, w, 3)), rng.standard_normal((b, 4 * h, 4 * w, 1)))
+    default = run_graph(lambda *t: losses.sipsa_loss(*t)["loss"], *args)
+    per_sample = run_graph(lambda *t: losses.sipsa_loss(*t, per_sample=True)["loss"], *args)
+    assert per_sample > default
+
+
+def test_lean_loss_builds_no_stack():
+    graph = tf.Graph()
+    with graph.as_default():
+        o = tf.compat.v1.placeholder(tf.float32, [2, 32, 32, 4])
+        a = tf.compat.v1.placeholder(tf.float32, [2, 8, 8, 4])
+        m = tf.compat.v1.placeholder(tf.float32, [2, 8, 8, 3])
+        p = tf.compat.v1.placeholder(tf.float32, [2, 32, 32, 1])
+        loss = losses.sipsa_loss(o, a, m, p)["loss"]
+        tf.gradients(loss, [o, a])
+        biggest = max(t.shape.num_elements() or 0
+                      for op in graph.get_operations() for t in op.outputs)
+    assert biggest <= 2 * 32 * 32 * 4
