@@ -136,9 +136,11 @@ def _shifted_window(xp, dy, dx, half):
 
 
 def local_conv_literal(features, kernel):
-    """Feature alignment module as the original builds it: an explicit patch tensor.
+    """Feature alignment module built as the original builds it: explicit patch tensors.
 
-    Materialises (B, H, W, 81, C) patches; kept as the reference for :func:`local_conv`.
+    Same op sequence as the original: 9 x 9 patches extracted, split into 81 maps and stacked to
+    (B, H, W, 81, C); the kernel tiled to (B, H, W, 81, C); multiplied; summed over the taps.
+    Kept as the reference for :func:`local_conv` and for memory/speed comparisons.
 
     Args:
         features: (B, H, W, C) tensor f.
@@ -151,9 +153,9 @@ def local_conv_literal(features, kernel):
     n_channels = channels(features)
     patches = tf.image.extract_patches(features, sizes=[1, size, size, 1],
                                        strides=[1, 1, 1, 1], rates=[1, 1, 1, 1], padding="SAME")
-    shape = tf.shape(features)
-    patches = tf.reshape(patches, tf.stack([shape[0], shape[1], shape[2], size * size, n_channels]))
-    return tf.reduce_sum(patches * kernel[..., None], axis=3)
+    patches = tf.stack(tf.split(patches, size * size, axis=3), axis=3)  # (B, H, W, 81, C)
+    weights = tf.tile(kernel[..., None], [1, 1, 1, 1, n_channels])  # (B, H, W, 81, C)
+    return tf.reduce_sum(patches * weights, axis=3)
 
 
 def _local_conv_forward(features, kernel, half):
