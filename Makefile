@@ -22,4 +22,33 @@ $(VENV)/.installed: setup.py
 test: $(INSTALL_DEP)
 	$(PY) -m pytest -q tests
 
+# make train        [DATA_DIR=] [FLAGFILE=experiments/cpu_small.flags] [FLAGS="--max_steps 100"]
+#                   [LOG_DIR=logs] [CHECKPOINT_DIR=]: logs (and checkpoints) go to
+#                   $(LOG_DIR)/<flag file name>; a rerun resumes. Without DATA_DIR on the command
+#                   line, synthetic scenes are generated into $(SYNTHETIC_DIR) (once) and used.
+# make test-images  [CHECKPOINT=$(BUNDLED_CHECKPOINT)] [TEST_DIR=] [OUT_DIR=$(LOG_DIR)/test_images]
+#                   [FLAGS=]: without TEST_DIR on the command line, the synthetic test scenes.
+# DATA_DIR, TEST_DIR and CHECKPOINT_DIR count only when given (command line or environment), since
+# docker/docker.mk gives them defaults meant for the mounts of the docker-* targets.
+FLAGFILE ?= experiments/cpu_small.flags
+FLAGS ?=
+LOG_DIR ?= $(CURDIR)/logs
+SYNTHETIC_DIR ?= data/synthetic
+BUNDLED_CHECKPOINT ?= checkpoints/synthetic_cpu_small
+OUT_DIR ?= $(LOG_DIR)/test_images
+RUN_NAME ?= $(basename $(notdir $(FLAGFILE)))
+given = $(filter command environment override,$(firstword $(origin $(1))))
+
+.PHONY: train test-images
+
+train: $(INSTALL_DEP)
+	$(PY) -m sipsa_tf.train --flagfile=$(FLAGFILE) \
+	  $(if $(call given,DATA_DIR),--data_dir=$(DATA_DIR),--data_dir=$(SYNTHETIC_DIR) --generate_synthetic) \
+	  --log_dir=$(LOG_DIR)/$(RUN_NAME) \
+	  $(if $(call given,CHECKPOINT_DIR),--checkpoint_dir=$(CHECKPOINT_DIR)/$(RUN_NAME)) $(FLAGS)
+
+test-images: $(INSTALL_DEP)
+	$(PY) -m sipsa_tf.test_images_main --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
+	  $(if $(call given,TEST_DIR),--test_dir=$(TEST_DIR)) --out_dir=$(OUT_DIR) $(FLAGS)
+
 -include docker/docker.mk

@@ -1,0 +1,62 @@
+"""Command line: the original's test step for a checkpoint (SIPSA-Net, Lee, Seo, Kim, CVPR 2021).
+
+    python -m sipsa_tf.test_images_main --checkpoint=checkpoints/synthetic_cpu_small \\
+        [--test_dir=<dir with RGB/ and PAN/, or <name>_ms.tif/<name>_pan.tif>] --out_dir=out
+
+Writes the stretched PNGs and ``metrics.csv`` / ``metrics.md`` to --out_dir and prints the
+original's [Align X] / [4ch SCC] lines. Without --test_dir, the synthetic test scenes (fixed seed)
+are generated under --out_dir and used. Flags only; the work is done by
+:func:`sipsa_tf.test_images.evaluate_checkpoint`.
+"""
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
+                    "read; the original's model-100000 works too).")
+flags.DEFINE_string("test_dir", None, "Test images: <test_dir>/{RGB,PAN} or <name>_ms.tif / "
+                    "<name>_pan.tif pairs. Default: synthetic test scenes.")
+flags.DEFINE_string("out_dir", None, "Where the PNGs and metric tables go.")
+flags.DEFINE_float("img_div", 2047.0, "Pixel values are DN / img_div (2047: 11-bit).")
+flags.DEFINE_string("stamp", None, "File-name stamp (default: now, month-day-hour_minute).")
+flags.DEFINE_boolean("pair_by_order", False, "Pair RGB/PAN files by sorted order.")
+flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic test scenes.")
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    import tensorflow as tf
+    tf.compat.v1.disable_v2_behavior()
+    from sipsa_tf import checkpoints, data, synthetic, test_images
+    try:
+        if not FLAGS.checkpoint:
+            raise ValueError("--checkpoint is required")
+        if not FLAGS.out_dir:
+            raise ValueError("--out_dir is required")
+        test_dir = FLAGS.test_dir
+        if not test_dir:
+            scenes_dir = os.path.join(FLAGS.out_dir, "synthetic_scenes")
+            synthetic.generate(scenes_dir, seed=FLAGS.synthetic_seed, n_train=0, n_road=0)
+            test_dir = os.path.join(scenes_dir, synthetic.TEST_FOLDER)
+            print("no --test_dir: synthetic test scenes (seed %d) in %s"
+                  % (FLAGS.synthetic_seed, test_dir))
+        test_images.evaluate_checkpoint(FLAGS.checkpoint, test_dir, FLAGS.out_dir,
+                                        img_div=FLAGS.img_div, stamp=FLAGS.stamp,
+                                        pair_by_order=FLAGS.pair_by_order)
+    except (data.DataError, checkpoints.CheckpointError, ValueError, OSError) as err:
+        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
+        return 1
+    return 0
+
+
+def run():
+    """Console entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

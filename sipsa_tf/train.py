@@ -1,0 +1,107 @@
+"""Command line: train SIPSA-Net (Lee, Seo, Kim, CVPR 2021) as the original script does.
+
+    python -m sipsa_tf.train --flagfile=experiments/cpu_small.flags \\
+        --data_dir=data/synthetic --log_dir=logs/train [--generate_synthetic]
+
+Flags only; the work is done by :func:`sipsa_tf.train_lib.train`. Data or checkpoint problems
+print one line and exit with status 1.
+"""
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+    from sipsa_tf.train_lib import TrainConfig
+    d = TrainConfig()
+    flags.DEFINE_string("data_dir", None, "Training data: <data_dir>/Trgbn_TRAIN/{RGB,PAN}[,"
+                        "{RGB2,PAN2}] (original layout) or <name>_ms.tif/<name>_pan.tif pairs.")
+    flags.DEFINE_string("log_dir", None, "Logs, TensorBoard events, test images (Imgs/) and, "
+                        "unless --checkpoint_dir is given, the checkpoints. A restart with the "
+                        "same directory resumes.",
+                        allow_override=True)  # replaces absl.logging's unused --log_dir
+    flags.DEFINE_string("checkpoint_dir", None, "Where model.ckpt-<step> goes (default: log_dir).")
+    flags.DEFINE_string("test_folder", d.test_folder, "Test set <data_dir>/<test_folder>/{RGB,PAN}"
+                        "; the test step is skipped if it does not exist.")
+    flags.DEFINE_string("test_dir", None, "Test set folder (overrides --test_folder; must exist).")
+    flags.DEFINE_boolean("pair_by_order", d.pair_by_order, "Pair RGB/PAN files by sorted order "
+                         "as the original (default: by file name).")
+    flags.DEFINE_boolean("generate_synthetic", False, "Generate the synthetic scene set into "
+                         "--data_dir first if it is not there (sipsa_tf.synthetic).")
+    flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic scene set.")
+    flags.DEFINE_float("img_div", d.img_div, "Pixel values are DN / img_div (2047: 11-bit).")
+    flags.DEFINE_integer("batch_size", d.batch_size, "Crops per batch.")
+    flags.DEFINE_integer("ms_patch", d.ms_patch, "MS crop size p (PAN crops are 4p).")
+    flags.DEFINE_integer("crops_per_image", d.crops_per_image, "Random crops per image read.")
+    flags.DEFINE_integer("readers", d.readers, "Images read in parallel.")
+    flags.DEFINE_integer("shuffle_buffer", d.shuffle_buffer, "Crop shuffle buffer.")
+    flags.DEFINE_boolean("augment", d.augment, "Random flip + rot90 per batch.")
+    flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate (before the step).")
+    flags.DEFINE_float("weight_decay", d.weight_decay, "Decoupled weight decay (before the step).")
+    flags.DEFINE_integer("lr_boundary", d.lr_boundary, "lr and wd drop by --lr_decay after this "
+                         "global step; -1: epochs * iters_per_epoch / 2 - 1 (the original).")
+    flags.DEFINE_float("lr_decay", d.lr_decay, "Factor applied after --lr_boundary.")
+    flags.DEFINE_integer("epochs", d.epochs, "Epochs.")
+    flags.DEFINE_integer("iters_per_epoch", d.iters_per_epoch, "Iterations per epoch.")
+    flags.DEFINE_integer("max_steps", d.max_steps, "If > 0, stop at this global step.")
+    flags.DEFINE_boolean("per_sample_loss", d.per_sample_loss, "Shift minimum per batch item "
+                         "(the original: over shifts and batch items together).")
+    flags.DEFINE_boolean("literal_loss", d.literal_loss, "The original's stacked 98 x B loss "
+                         "(same value, much more memory).")
+    flags.DEFINE_integer("test_every", d.test_every, "Run the test step every N epochs (and "
+                         "after the first and the last).")
+    flags.DEFINE_integer("save_every", d.save_every, "Also save a checkpoint every N steps (0: "
+                         "after each epoch only).")
+    flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Checkpoints kept (0: all).")
+    flags.DEFINE_integer("summary_every", d.summary_every, "TensorBoard scalars every N steps.")
+    flags.DEFINE_integer("seed", d.seed, "Random seed (weights, data stream, augmentation).")
+    flags.DEFINE_string("init_checkpoint", None, "Warm start: restore the network from this "
+                        "checkpoint (prefix or directory, e.g. the original's model-100000) "
+                        "when log_dir has no checkpoint yet.")
+    flags.DEFINE_boolean("init_optimizer", d.init_optimizer, "With --init_checkpoint, also "
+                         "restore Adam slots, beta powers and global_step.")
+    flags.DEFINE_integer("threads", d.threads, "TensorFlow intra/inter-op threads (0: default).")
+    flags.DEFINE_enum("progress", d.progress, ["auto", "on", "off"], "Progress bar on stderr.")
+
+
+_define_flags()
+
+
+def config_from_flags():
+    """The TrainConfig described by the parsed flags."""
+    import dataclasses
+    from sipsa_tf.train_lib import TrainConfig
+    return TrainConfig(**{f.name: getattr(FLAGS, f.name)
+                          for f in dataclasses.fields(TrainConfig)})
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    import tensorflow as tf
+    tf.compat.v1.disable_v2_behavior()
+    from sipsa_tf import checkpoints, data, synthetic, train_lib
+    try:
+        if FLAGS.generate_synthetic:
+            if not FLAGS.data_dir:
+                raise ValueError("--generate_synthetic needs --data_dir")
+            synthetic.generate(FLAGS.data_dir, seed=FLAGS.synthetic_seed)
+        train_lib.train(config_from_flags())
+    except (data.DataError, checkpoints.CheckpointError, ValueError, OSError) as err:
+        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run():
+    """Console script ``sipsa-train``."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
