@@ -43,13 +43,16 @@ def mean_std(x):
     return m, tf.sqrt(tf.abs(q - m * m) + STD_EPS)
 
 
-def forward(ms, pan, fam=None):
+def forward(ms, pan, fam=None, pan_window=None):
     """Normalises, runs the network in its scope, and de-normalises.
 
     Args:
         ms: (B, h, w, 3) float32 MS, values DN / 2047; h, w >= MIN_MS_SIZE.
         pan: (B, 4h, 4w, 1) float32 PAN, same scale.
         fam: optional feature-alignment op (``ops.local_conv_literal`` for the literal graph).
+        pan_window: optional callable (B, 4h, 4w, C) -> (B, H', W', C) cutting a window out of
+            PAN-resolution tensors; ``output``, ``aligned`` and ``out4`` are then computed on that
+            window only (see :func:`network.sipsa_net`; for tiled inference).
 
     Returns:
         A :class:`Forward` of tensors.
@@ -61,10 +64,13 @@ def forward(ms, pan, fam=None):
     ms_n = (ms - ms_mean) / ms_std
     pan_n = (pan - pan_mean) / pan_std
     with network.network_scope():
-        out4, aligned4 = network.sipsa_net(ms_n, pan_n, fam=fam)
+        out4, aligned4 = network.sipsa_net(ms_n, pan_n, fam=fam, pan_window=pan_window)
+    bands = network.MS_BANDS
     up_mean = ops.resize_blur(ms_mean, SCALE)
     up_std = ops.resize_blur(ms_std, SCALE)
-    bands = network.MS_BANDS
+    aligned_up = ops.resize_blur(aligned4[..., :bands], SCALE)
+    if pan_window is not None:
+        up_mean, up_std, aligned_up = (pan_window(t) for t in (up_mean, up_std, aligned_up))
     output = out4[..., :bands] * up_std + up_mean
-    aligned = ops.resize_blur(aligned4[..., :bands], SCALE) * up_std + up_mean
+    aligned = aligned_up * up_std + up_mean
     return Forward(output, aligned, out4, aligned4, ms_n, pan_n)

@@ -74,7 +74,7 @@ class _Convs:
         return x
 
 
-def sipsa_net(ms_n, pan_n, fam=None):
+def sipsa_net(ms_n, pan_n, fam=None, pan_window=None):
     """SIPSA-Net on normalised inputs.
 
     Must be called inside :func:`network_scope` (or any scope; variables are created with
@@ -84,6 +84,11 @@ def sipsa_net(ms_n, pan_n, fam=None):
         ms_n: (B, h, w, 3) normalised MS, h, w >= 1.
         pan_n: (B, 4h, 4w, 1) normalised PAN.
         fam: the feature alignment op, ``ops.local_conv`` (default) or ``ops.local_conv_literal``.
+        pan_window: optional callable cutting a window out of PAN-resolution tensors,
+            (B, 4h, 4w, C) -> (B, H', W', C). The PAN-resolution tail (after depth_to_space) then
+            runs on that window only, and ``out4`` is (B, H', W', 4). Used by tiled inference
+            (sipsa_tf.scene): the result equals the full computation except within the tail's
+            receptive field (3 PAN pixels) of a window edge that is not an image edge.
 
     Returns:
         (out4, aligned4): (B, 4h, 4w, 4) fused output and (B, h, w, 4) aligned MS, both in the
@@ -110,6 +115,8 @@ def sipsa_net(ms_n, pan_n, fam=None):
     u = conv(tf.concat([p16, aligned4], axis=3), 3, 64)
     u = conv.residual(u, 3, 5)
     u = tf.nn.depth_to_space(conv(u, 3, 4 * SCALE * SCALE, tile=SCALE * SCALE), SCALE)
+    if pan_window is not None:
+        u, pan_n = pan_window(u), pan_window(pan_n)
     u = conv(u, 3, 64)
     u = conv.residual(u, 3, 2)
     out4 = conv(tf.concat([u, tf.abs(ops.sobel2(pan_n))], axis=3), 1, 4)

@@ -1,0 +1,83 @@
+"""Command line: pan-sharpen a scene with SIPSA-Net (Lee, Seo, Kim, CVPR 2021).
+
+    python -m sipsa_tf.pansharpen --checkpoint=checkpoints/synthetic_cpu_small \\
+        --pan=pan.tif --ms=ms.tif --out=out.tif [--bands=5,3,2] [--bits=11] \\
+        [--aligned_out=aligned.tif] [--preview=preview.png]
+
+Also installed as the console script ``sipsa-pansharpen``. Flags only; the work is done by
+:func:`sipsa_tf.scene.pansharpen_scene`. Bad input prints one line ``error: ...`` on stderr and
+exits with status 1; Ctrl-C (or SIGTERM) exits with status 130; neither leaves files behind.
+"""
+import signal
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
+                    "read; the original's model-100000 works too).")
+flags.DEFINE_string("pan", None, "PAN TIFF/GeoTIFF, one band, 4x the MS size.")
+flags.DEFINE_string("ms", None, "MS TIFF/GeoTIFF, 3 or more bands, same data type as the PAN.")
+flags.DEFINE_string("out", None, "Output GeoTIFF: 3 bands at PAN resolution, the PAN's "
+                    "georeferencing, tiled and deflate-compressed.")
+flags.DEFINE_string("bands", "1,2,3", "The 3 MS bands used, 1-based, in the order the network "
+                    "takes them (R,G,B), e.g. 5,3,2 for 8-band WorldView-2/3.")
+flags.DEFINE_integer("bits", 0, "Bits per sample: values are DN / (2^bits - 1). 0: uint8 -> 8; "
+                     "uint16/int16 -> 11 if no valid value exceeds 2047, 12 if none exceeds "
+                     "4095, else 16 (int16: 15); float32 input needs it.")
+flags.DEFINE_float("nodata", None, "Nodata value (default: the PAN's GDAL_NODATA tag, if any). "
+                   "Pixels where the PAN or any used MS band has it are nodata in the output.")
+flags.DEFINE_integer("tile", 1024, "Core tile side in PAN pixels (multiple of 16); sets the "
+                     "peak memory and the output's TIFF tile size.")
+flags.DEFINE_integer("halo", 32, "Halo around each tile in MS pixels (>= the receptive field, "
+                     "30).")
+flags.DEFINE_enum("out_type", "native", ["native", "float32"], "Output type: the input's type "
+                  "(DN rounded and clipped) or float32 (DN, unrounded).")
+flags.DEFINE_string("aligned_out", None, "Also write the MS aligned to the PAN (GeoTIFF).")
+flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98%% stretch).")
+flags.DEFINE_integer("preview_size", 2048, "Longest side of the preview in pixels.")
+flags.DEFINE_integer("threads", 0, "TensorFlow intra-op threads (0: default).")
+flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "Progress bar on stderr.")
+
+FLAGS = flags.FLAGS
+
+
+def _terminate(signum, frame):
+    del signum, frame
+    raise KeyboardInterrupt()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        for name in ("checkpoint", "pan", "ms", "out"):
+            if not getattr(FLAGS, name):
+                raise ValueError("--%s is required" % name)
+        import tensorflow as tf
+        tf.compat.v1.disable_v2_behavior()
+        from sipsa_tf import scene
+        options = scene.SceneOptions(
+            bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
+            tile=FLAGS.tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
+            aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
+            preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress)
+        summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
+                                         options)
+        scene.print_summary(summary)
+    except (ValueError, OSError) as err:
+        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; no output written", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run():
+    """Console script ``sipsa-pansharpen``."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,480 @@
+"""Scene-scale SIPSA-Net pan-sharpening: GeoTIFF in, GeoTIFF out, tile by tile.
+
+Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
+Satellite Imagery", CVPR 2021. The network normalises with local statistics only (9 x 9 Gaussian
+moments), so a pixel of the output depends on the inputs within a bounded receptive field
+(:data:`RECEPTIVE_FIELD_MS` MS pixels, measured by ``tests/test_scene.py``). The scene is cut into
+core tiles of ``tile`` x ``tile`` PAN pixels; each is computed from a window of the scene that
+extends the core by a halo of at least the receptive field on every side that is not a scene edge
+(windows are clipped to the scene, never padded, so the REFLECT/SAME padding at the scene edges is
+the whole image's). The output of the core therefore equals the whole-image output.
+
+The MS-resolution part of the network runs on the whole window; the PAN-resolution tail
+(16x more pixels per MS pixel, 57% of the FLOPs and most of the memory) runs only on the core
+plus :data:`TAIL_MARGIN` PAN pixels (its receptive field is 3 PAN pixels), which keeps the cost
+of the halo low. Inputs are read window by window (memory-mapped or decoded segment by segment),
+the output is written tile by tile into a temporary file renamed into place at the end, so peak
+memory depends on the tile size and not on the scene size.
+"""
+import dataclasses
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from sipsa_tf import checkpoints, geotiff, model, network
+
+SCALE = network.SCALE
+# Receptive field of one output pixel, in MS pixels on each side (measured, see module doc).
+RECEPTIVE_FIELD_MS = 30
+DEFAULT_HALO_MS = 32
+# PAN pixels kept around a core for the PAN-resolution tail (receptive field 3 PAN pixels).
+TAIL_MARGIN = 4
+DEFAULT_TILE = 1024
+SCAN_ROWS = 1024
+
+
+class SceneError(ValueError):
+    """Inputs or options that cannot be processed; the message is one sentence."""
+
+
+@dataclasses.dataclass
+class SceneOptions:
+    """Options of :func:`pansharpen_scene` (the command line flags of ``sipsa-pansharpen``).
+
+    Attributes:
+        bands: three 1-based MS band numbers fed to the network as its 3 MS bands, in order.
+        bits: bits per sample of the data; values are DN / (2^bits - 1). 0: from the data type
+            (uint8: 8; uint16/int16: 11 if no valid value exceeds 2047, 12 if none exceeds 4095,
+            else 16 (15 for int16); float32 input needs an explicit value).
+        nodata: nodata value; None: the PAN's GDAL_NODATA tag, if any.
+        tile: core tile side in PAN pixels (multiple of 16); also the output TIFF tile size.
+        halo: halo in MS pixels, at least :data:`RECEPTIVE_FIELD_MS`.
+        out_type: "native" (the input's type; DN rounded and clipped) or "float32" (DN, unrounded).
+        aligned_out: optional path of the aligned MS (same georeferencing and type as the output).
+        preview: optional path of an 8-bit PNG preview (2-98 percentile stretch per band).
+        preview_size: longest side of the preview (the output decimated by an integer factor).
+        threads: TensorFlow intra-op threads (0: TensorFlow's default).
+        progress: "auto", "on" or "off" (progress bar with ETA on stderr).
+    """
+    bands: tuple = (1, 2, 3)
+    bits: int = 0
+    nodata: float = None
+    tile: int = DEFAULT_TILE
+    halo: int = DEFAULT_HALO_MS
+    out_type: str = "native"
+    aligned_out: str = None
+    preview: str = None
+    preview_size: int = 2048
+    threads: int = 0
+    progress: str = "auto"
+
+    def validate(self):
+        """Raises SceneError for option values that cannot work."""
+        if len(self.bands) != network.MS_BANDS:
+            raise SceneError("--bands must name exactly 3 MS bands (1-based), got %s"
+                             % ",".join(str(b) for b in self.bands))
+        if self.bits and not 1 <= self.bits <= 16:
+            raise SceneError("--bits must be between 1 and 16 (0: from the data type), got %d"
+                             % self.bits)
+        if self.tile % 16 or self.tile < 64:
+            raise SceneError("--tile must be a multiple of 16 and at least 64, got %d" % self.tile)
+        if self.halo < RECEPTIVE_FIELD_MS:
+            raise SceneError("--halo must be at least the receptive field, %d MS pixels, got %d"
+                             % (RECEPTIVE_FIELD_MS, self.halo))
+        if self.out_type not in ("native", "float32"):
+            raise SceneError("--out_type must be native or float32, got %r" % self.out_type)
+        if self.progress not in ("auto", "on", "off"):
+            raise SceneError("--progress must be auto, on or off, got %r" % self.progress)
+        if self.preview_size < 16:
+            raise SceneError("--preview_size must be at least 16, got %d" % self.preview_size)
+
+
+def parse_bands(text):
+    """'5,3,2' -> (5, 3, 2); raises SceneError on anything else."""
+    try:
+        bands = tuple(int(part) for part in str(text).split(","))
+    except ValueError:
+        raise SceneError("--bands must be comma-separated 1-based band numbers, e.g. 5,3,2; "
+                         "got %r" % text)
+    return bands
+
+
+def axis_plan(n, core, halo):
+    """Cores and windows along one axis, in MS pixels.
+
+    Cores tile [0, n) in steps of ``core``. Each window is the core grown by ``halo`` and clipped
+    to [0, n), then grown (still inside [0, n)) to ``core + 2 halo`` pixels where possible, so
+    almost all windows have one size. The halo is >= ``halo`` wherever it is not the scene edge.
+
+    Returns:
+        list of ((c0, c1), (w0, w1)).
+    """
+    full = min(n, core + 2 * halo)
+    plan = []
+    for c0 in range(0, n, core):
+        c1 = min(n, c0 + core)
+        w0 = max(0, c0 - halo)
+        w1 = min(n, max(c1 + halo, w0 + full))
+        w0 = min(w0, max(0, w1 - full))
+        plan.append(((c0, c1), (w0, w1)))
+    return plan
+
+
+def plan_tiles(height, width, core, halo):
+    """Row-major list of (core, window) boxes ``(y0, y1, x0, x1)`` in MS pixels."""
+    rows, cols = axis_plan(height, core, halo), axis_plan(width, core, halo)
+    return [((cy[0], cy[1], cx[0], cx[1]), (wy[0], wy[1], wx[0], wx[1]))
+            for cy, wy in rows for cx, wx in cols]
+
+
+def tail_box(core, window, margin=TAIL_MARGIN):
+    """Where the PAN-resolution tail runs, and where the core lies in its result.
+
+    Args:
+        core, window: boxes (y0, y1, x0, x1) in MS pixels.
+        margin: PAN pixels kept around the core (clipped to the window).
+
+    Returns:
+        (tail, crop): ``tail`` = (top, left, height, width) in PAN pixels relative to the window;
+        ``crop`` = (top, left, height, width) of the core relative to the tail.
+    """
+    starts, sizes, crops = [], [], []
+    for c0, c1, w0, w1 in ((core[0], core[1], window[0], window[1]),
+                           (core[2], core[3], window[2], window[3])):
+        t0 = max(SCALE * c0 - margin, SCALE * w0)
+        t1 = min(SCALE * c1 + margin, SCALE * w1)
+        starts.append(t0 - SCALE * w0)
+        sizes.append(t1 - t0)
+        crops.append(SCALE * c0 - t0)
+    return ((starts[0], starts[1], sizes[0], sizes[1]),
+            (crops[0], crops[1], SCALE * (core[1] - core[0]), SCALE * (core[3] - core[2])))
+
+
+class TileModel:
+    """SIPSA-Net for one window at a time, PAN-resolution tail on a sub-window.
+
+    One graph and session, built once and finalised; windows of any size share it.
+
+    Args:
+        checkpoint: prefix or directory; None initialises the weights randomly (with ``seed``).
+        threads: TensorFlow intra-op threads (0: default).
+        seed: graph-level seed for the random initialisation.
+    """
+
+    def __init__(self, checkpoint, threads=0, seed=None):
+        self.checkpoint = None if checkpoint is None else checkpoints.resolve(checkpoint)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            if seed is not None:
+                tf.compat.v1.set_random_seed(seed)
+            self._ms = tf.compat.v1.placeholder(tf.float32, [None, None, 3], "ms")
+            self._pan = tf.compat.v1.placeholder(tf.float32, [None, None], "pan")
+            self._tail = tf.compat.v1.placeholder(tf.int32, [4], "tail")
+            top, left, height, width = tf.unstack(self._tail)
+
+            def cut(t):
+                return t[:, top:top + height, left:left + width, :]
+
+            fwd = model.forward(self._ms[None], self._pan[None, :, :, None], pan_window=cut)
+            self._output = tf.clip_by_value(fwd.output[0], 0.0, 1.0)
+            self._aligned = tf.clip_by_value(fwd.aligned[0], 0.0, 1.0)
+            self.variables = network.network_variables(self.graph)
+            config = tf.compat.v1.ConfigProto()
+            if threads:
+                config.intra_op_parallelism_threads = threads
+            self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+            if self.checkpoint is None:
+                self.session.run(tf.compat.v1.variables_initializer(self.variables))
+            else:
+                try:
+                    checkpoints.restore(self.session, self.checkpoint, self.variables)
+                except Exception:
+                    self.session.close()
+                    raise
+        self.graph.finalize()
+
+    def __call__(self, ms, pan, tail, aligned=False):
+        """Runs one window.
+
+        Args:
+            ms: (h, w, 3) float32 window, DN / (2^bits - 1); h, w >= 5.
+            pan: (4h, 4w) float32 window, same scale.
+            tail: (top, left, height, width) in PAN pixels: where the output is computed.
+            aligned: also return the aligned MS.
+
+        Returns:
+            output (height, width, 3) float32 in [0, 1], and the aligned MS of the same shape
+            (or None).
+        """
+        feed = {self._ms: ms, self._pan: pan, self._tail: np.asarray(tail, np.int32)}
+        if aligned:
+            return tuple(self.session.run([self._output, self._aligned], feed))
+        return self.session.run(self._output, feed), None
+
+    def close(self):
+        """Releases the session."""
+        self.session.close()
+
+
+def _auto_bits(dtype, max_value):
+    if dtype == np.uint8:
+        return 8
+    for bits in (11, 12):
+        if max_value <= 2 ** bits - 1:
+            return bits
+    return 15 if dtype == np.int16 else 16
+
+
+def _scan_max(raster, bands, nodata, factor=1):
+    """Largest valid value of ``bands`` of ``raster``, reading row bands."""
+    best = -np.inf
+    for y0, y1 in raster.row_bands(max(1, SCAN_ROWS // factor)):
+        block = raster.read(y0, y1, 0, raster.width, bands)
+        if nodata is not None:
+            block = block[block != nodata]
+        if block.size:
+            best = max(best, float(block.max()))
+    return best
+
+
+def _pair_message(pan, ms):
+    want = (SCALE * ms.height, SCALE * ms.width)
+    return ("%s is %d x %d pixels (rows x columns) but must be exactly 4x %s (%d x %d), i.e. "
+            "%d x %d: off by %+d rows and %+d columns"
+            % (pan.path, pan.height, pan.width, ms.path, ms.height, ms.width, want[0], want[1],
+               pan.height - want[0], pan.width - want[1]))
+
+
+def check_inputs(pan, ms, options):
+    """Checks a PAN/MS pair against the options; returns (band indices 0-based, bits, nodata).
+
+    Raises:
+        SceneError: one sentence naming the file and the problem.
+    """
+    if pan.bands != 1:
+        raise SceneError("%s: the PAN must have one band, found %d" % (pan.path, pan.bands))
+    if ms.bands < network.MS_BANDS:
+        raise SceneError("%s: the MS must have at least 3 bands, found %d" % (ms.path, ms.bands))
+    for band in options.bands:
+        if not 1 <= band <= ms.bands:
+            raise SceneError("%s: --bands %d is out of range; the file has %d bands (1 to %d)"
+                             % (ms.path, band, ms.bands, ms.bands))
+    if pan.dtype != ms.dtype:
+        raise SceneError("%s and %s have different data types (%s and %s)"
+                         % (pan.path, ms.path, pan.dtype, ms.dtype))
+    if (pan.height, pan.width) != (SCALE * ms.height, SCALE * ms.width):
+        raise SceneError(_pair_message(pan, ms))
+    if min(ms.height, ms.width) < model.MIN_MS_SIZE:
+        raise SceneError("%s is %d x %d; the smallest MS supported is %d x %d pixels"
+                         % (ms.path, ms.height, ms.width, model.MIN_MS_SIZE, model.MIN_MS_SIZE))
+    bands = [b - 1 for b in options.bands]
+    nodata = options.nodata if options.nodata is not None else pan.nodata
+    bits = options.bits
+    if not bits:
+        if pan.dtype == np.float32:
+            raise SceneError("%s: float32 data needs --bits (values are DN / (2^bits - 1))"
+                             % pan.path)
+        peak = max(_scan_max(pan, [0], nodata), _scan_max(ms, bands, nodata, SCALE))
+        bits = _auto_bits(pan.dtype, peak)
+    elif pan.dtype != np.float32 and bits > 8 * pan.dtype.itemsize:
+        raise SceneError("%s: --bits %d does not fit its data type %s"
+                         % (pan.path, bits, pan.dtype))
+    return bands, bits, nodata
+
+
+def _check_outputs(paths, inputs):
+    for path in paths:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise SceneError("%s: the output directory %s does not exist" % (path, directory))
+        if any(os.path.abspath(path) == os.path.abspath(p) for p in inputs):
+            raise SceneError("%s: an output would overwrite an input" % path)
+    if len(set(os.path.abspath(p) for p in paths)) != len(paths):
+        raise SceneError("the output paths must differ: %s" % ", ".join(paths))
+
+
+class _Encoder:
+    """[0, 1] float tiles -> output values (DN of the output type), with nodata."""
+
+    def __init__(self, bits, dtype, nodata):
+        self.scale = float(2 ** bits - 1)
+        self.dtype = np.dtype(dtype)
+        self.nodata = nodata
+        if self.dtype.kind in "ui":
+            info = np.iinfo(self.dtype)
+            self.low, self.high = info.min, info.max
+            if nodata is not None:
+                # A valid pixel that rounds to the nodata value is moved one step away from it.
+                self.bumped = nodata + 1 if nodata < self.high else nodata - 1
+
+    def __call__(self, values, invalid):
+        out = values * self.scale
+        if self.dtype.kind in "ui":
+            out = np.clip(np.rint(out), self.low, self.high).astype(self.dtype)
+            if self.nodata is not None:
+                out[out == self.nodata] = self.bumped
+        else:
+            out = out.astype(self.dtype)
+        if invalid is not None:
+            out[invalid] = self.nodata
+        return out
+
+
+class _Preview:
+    """Decimated copy of the output for an 8-bit percentile-stretched PNG."""
+
+    def __init__(self, path, height, width, size):
+        self.path = path
+        self.step = max(1, math.ceil(max(height, width) / size))
+        self.image = np.full((-(-height // self.step), -(-width // self.step), 3), np.nan,
+                             np.float32)
+
+    def add(self, y0, x0, values, invalid):
+        fy, fx = (-y0) % self.step, (-x0) % self.step
+        part = values[fy::self.step, fx::self.step].astype(np.float32)
+        if invalid is not None:
+            part[invalid[fy::self.step, fx::self.step]] = np.nan
+        py, px = (y0 + fy) // self.step, (x0 + fx) // self.step
+        self.image[py:py + part.shape[0], px:px + part.shape[1]] = part
+
+    def write(self):
+        from PIL import Image
+        out = np.zeros(self.image.shape, np.uint8)
+        for band in range(3):
+            channel = self.image[..., band]
+            valid = channel[np.isfinite(channel)]
+            if valid.size == 0:
+                continue
+            low, high = np.percentile(valid, [2, 98])
+            stretched = (channel - low) / max(high - low, 1e-12)
+            out[..., band] = np.rint(255 * np.clip(np.nan_to_num(stretched), 0, 1))
+        tmp = geotiff.temporary_path(self.path)
+        try:
+            Image.fromarray(out, "RGB").save(tmp, format="PNG")
+            os.replace(tmp, self.path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+def _invalid_mask(pan, ms, nodata):
+    """(4h, 4w) bool: PAN or any MS band equals nodata (or is NaN); None if there is none."""
+    invalid = ~np.isfinite(pan[..., 0]) if pan.dtype.kind == "f" else np.zeros(pan.shape[:2], bool)
+    ms_invalid = ~np.all(np.isfinite(ms), axis=-1) if ms.dtype.kind == "f" else None
+    if nodata is not None:
+        invalid |= pan[..., 0] == nodata
+        hit = np.any(ms == nodata, axis=-1)
+        ms_invalid = hit if ms_invalid is None else ms_invalid | hit
+    if ms_invalid is not None:
+        invalid |= np.repeat(np.repeat(ms_invalid, SCALE, axis=0), SCALE, axis=1)
+    return invalid if invalid.any() else None
+
+
+def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile_model=None,
+                     on_tile=None, stream=None):
+    """Pan-sharpens a scene: PAN and MS (Geo)TIFFs in, a tiled compressed GeoTIFF out.
+
+    Args:
+        checkpoint: checkpoint prefix or directory (ignored when ``tile_model`` is given).
+        pan_path: one-band TIFF/GeoTIFF, 4x the MS size in both directions.
+        ms_path: TIFF/GeoTIFF with at least 3 bands, same data type as the PAN.
+        out_path: the fused image: 3 bands, the PAN's size and georeferencing (GeoTIFF tags
+            copied), tiled ``options.tile`` and deflate-compressed; type per ``options.out_type``.
+        options: :class:`SceneOptions`.
+        tile_model: a :class:`TileModel` to reuse (the caller closes it).
+        on_tile: optional callback ``on_tile(done, total)`` after each tile.
+        stream: where the progress bar goes (default stderr).
+
+    Returns:
+        dict: tiles, seconds, megapixels (PAN), bits, nodata, outputs (paths written).
+
+    Raises:
+        SceneError, geotiff.RasterError, checkpoints.CheckpointError (all ValueError), OSError.
+        Nothing is left at the output paths (nor temporary files) when anything fails or the
+        run is interrupted.
+    """
+    from sipsa_tf.train_lib import Progress
+    options = options or SceneOptions()
+    options.validate()
+    outputs = [p for p in (out_path, options.aligned_out, options.preview) if p]
+    _check_outputs(outputs, (pan_path, ms_path))
+    with geotiff.Raster(pan_path) as pan, geotiff.Raster(ms_path) as ms:
+        bands, bits, nodata = check_inputs(pan, ms, options)
+        if nodata is not None and pan.dtype.kind in "ui":
+            info = np.iinfo(pan.dtype)
+            if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
+                raise SceneError("%s: nodata %g is not a value of its type %s"
+                                 % (pan_path, nodata, pan.dtype))
+        own_model = tile_model is None
+        if own_model:
+            tile_model = TileModel(checkpoint, threads=options.threads)
+        sinks, progress = [], None
+        try:
+            out_dtype = pan.dtype if options.out_type == "native" else np.float32
+            encode = _Encoder(bits, out_dtype, nodata)
+            tags = geotiff.extratags(pan.geo_tags, nodata)
+            shape = (pan.height, pan.width, network.MS_BANDS)
+            for path in (out_path, options.aligned_out):
+                if path:
+                    sinks.append(geotiff.TiffSink(path, shape, out_dtype, options.tile, tags))
+            preview = (_Preview(options.preview, pan.height, pan.width, options.preview_size)
+                       if options.preview else None)
+            tiles = plan_tiles(ms.height, ms.width, options.tile // SCALE, options.halo)
+            progress = Progress(len(tiles), desc="pansharpen", stream=stream,
+                                mode=options.progress)
+            scale = float(2 ** bits - 1)
+            start, megapixels = time.time(), 0.0
+            for done, (core, window) in enumerate(tiles, 1):
+                ms_win = ms.read(window[0], window[1], window[2], window[3], bands)
+                pan_win = pan.read(*(SCALE * v for v in window))
+                tail, crop = tail_box(core, window)
+                results = tile_model(np.nan_to_num(ms_win.astype(np.float32) / scale),
+                                     np.nan_to_num(pan_win[..., 0].astype(np.float32) / scale),
+                                     tail, aligned=options.aligned_out is not None)
+                # Core of the window, in window coordinates (MS and PAN), for the nodata mask.
+                ry, rx = core[0] - window[0], core[2] - window[2]
+                invalid = _invalid_mask(
+                    pan_win[SCALE * ry:SCALE * ry + crop[2], SCALE * rx:SCALE * rx + crop[3]],
+                    ms_win[ry:ry + crop[2] // SCALE, rx:rx + crop[3] // SCALE], nodata)
+                for i, values in enumerate(r for r in results if r is not None):
+                    values = values[crop[0]:crop[0] + crop[2], crop[1]:crop[1] + crop[3]]
+                    sinks[i].put(encode(values, invalid))
+                    if i == 0 and preview is not None:
+                        preview.add(SCALE * core[0], SCALE * core[2], values, invalid)
+                megapixels += crop[2] * crop[3] / 1e6
+                progress.update(done, "%.3f MPix/s" % (megapixels / max(time.time() - start,
+                                                                         1e-9)))
+                if on_tile is not None:
+                    on_tile(done, len(tiles))
+            for sink in sinks:
+                sink.finish()
+            if preview is not None:
+                preview.write()
+            for sink in sinks:
+                sink.commit()
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+            if own_model:
+                tile_model.close()
+    return {"tiles": len(tiles), "seconds": time.time() - start,
+            "megapixels": pan.height * pan.width / 1e6, "bits": bits, "nodata": nodata,
+            "outputs": outputs}
+
+
+def print_summary(summary, stream=None):
+    """Prints what :func:`pansharpen_scene` wrote."""
+    stream = stream or sys.stdout
+    stream.write("wrote %s: %.2f PAN megapixels in %d tiles, %.1f s (%.3f MPix/s), bits=%d%s\n"
+                 % (", ".join(summary["outputs"]), summary["megapixels"], summary["tiles"],
+                    summary["seconds"], summary["megapixels"] / max(summary["seconds"], 1e-9),
+                    summary["bits"], "" if summary["nodata"] is None
+                    else ", nodata=%g" % summary["nodata"]))
