@@ -6,7 +6,9 @@
 
 Also installed as the console script ``sipsa-pansharpen``. Flags only; the work is done by
 :func:`sipsa_tf.scene.pansharpen_scene`. Bad input prints one line ``error: ...`` on stderr and
-exits with status 1; Ctrl-C (or SIGTERM) exits with status 130; neither leaves files behind.
+exits with status 1 (inputs are checked before TensorFlow is loaded); Ctrl-C (or SIGTERM) exits
+with status 130; neither leaves files behind. The graph is built in its own ``tf.Graph``, so
+TensorFlow's v2 behaviour needs no switching off.
 """
 import signal
 import sys
@@ -29,7 +31,7 @@ flags.DEFINE_float("nodata", None, "Nodata value (default: the PAN's GDAL_NODATA
 flags.DEFINE_integer("tile", 1024, "Core tile side in PAN pixels (multiple of 16); sets the "
                      "peak memory and the output's TIFF tile size.")
 flags.DEFINE_integer("halo", 32, "Halo around each tile in MS pixels (>= the receptive field, "
-                     "30).")
+                     "31).")
 flags.DEFINE_enum("out_type", "native", ["native", "float32"], "Output type: the input's type "
                   "(DN rounded and clipped) or float32 (DN, unrounded).")
 flags.DEFINE_string("aligned_out", None, "Also write the MS aligned to the PAN (GeoTIFF).")
@@ -54,9 +56,7 @@ def main(argv):
         for name in ("checkpoint", "pan", "ms", "out"):
             if not getattr(FLAGS, name):
                 raise ValueError("--%s is required" % name)
-        import tensorflow as tf
-        tf.compat.v1.disable_v2_behavior()
-        from sipsa_tf import scene
+        from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
         options = scene.SceneOptions(
             bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
             tile=FLAGS.tile, halo=FLAGS.halo, out_type=FLAGS.out_type,

@@ -23,13 +23,17 @@ import sys
 import time
 
 import numpy as np
-import tensorflow as tf
 
-from sipsa_tf import checkpoints, geotiff, model, network
+from sipsa_tf import geotiff, validation
 
-SCALE = network.SCALE
-# Receptive field of one output pixel, in MS pixels on each side (measured, see module doc).
-RECEPTIVE_FIELD_MS = 30
+# TensorFlow (and the modules that build graphs) is imported by TileModel only, so that bad input
+# is reported without loading it.
+SCALE = validation.SCALE
+MS_BANDS = validation.MS_BANDS
+MIN_MS_SIZE = 5  # model.MIN_MS_SIZE (tests/test_scene.py checks they agree)
+# Receptive field of one output pixel on each side: 123 PAN pixels measured by perturbing single
+# input pixels (tests/test_scene.py), rounded up to whole MS pixels.
+RECEPTIVE_FIELD_MS = 31
 DEFAULT_HALO_MS = 32
 # PAN pixels kept around a core for the PAN-resolution tail (receptive field 3 PAN pixels).
 TAIL_MARGIN = 4
@@ -74,7 +78,7 @@ class SceneOptions:
 
     def validate(self):
         """Raises SceneError for option values that cannot work."""
-        if len(self.bands) != network.MS_BANDS:
+        if len(self.bands) != MS_BANDS:
             raise SceneError("--bands must name exactly 3 MS bands (1-based), got %s"
                              % ",".join(str(b) for b in self.bands))
         if self.bits and not 1 <= self.bits <= 16:
@@ -166,6 +170,8 @@ class TileModel:
     """
 
     def __init__(self, checkpoint, threads=0, seed=None):
+        import tensorflow as tf
+        from sipsa_tf import checkpoints, model, network
         self.checkpoint = None if checkpoint is None else checkpoints.resolve(checkpoint)
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -257,7 +263,7 @@ def check_inputs(pan, ms, options):
     """
     if pan.bands != 1:
         raise SceneError("%s: the PAN must have one band, found %d" % (pan.path, pan.bands))
-    if ms.bands < network.MS_BANDS:
+    if ms.bands < MS_BANDS:
         raise SceneError("%s: the MS must have at least 3 bands, found %d" % (ms.path, ms.bands))
     for band in options.bands:
         if not 1 <= band <= ms.bands:
@@ -268,9 +274,9 @@ def check_inputs(pan, ms, options):
                          % (pan.path, ms.path, pan.dtype, ms.dtype))
     if (pan.height, pan.width) != (SCALE * ms.height, SCALE * ms.width):
         raise SceneError(_pair_message(pan, ms))
-    if min(ms.height, ms.width) < model.MIN_MS_SIZE:
+    if min(ms.height, ms.width) < MIN_MS_SIZE:
         raise SceneError("%s is %d x %d; the smallest MS supported is %d x %d pixels"
-                         % (ms.path, ms.height, ms.width, model.MIN_MS_SIZE, model.MIN_MS_SIZE))
+                         % (ms.path, ms.height, ms.width, MIN_MS_SIZE, MIN_MS_SIZE))
     bands = [b - 1 for b in options.bands]
     nodata = options.nodata if options.nodata is not None else pan.nodata
     bits = options.bits
@@ -397,7 +403,6 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
         Nothing is left at the output paths (nor temporary files) when anything fails or the
         run is interrupted.
     """
-    from sipsa_tf.train_lib import Progress
     options = options or SceneOptions()
     options.validate()
     outputs = [p for p in (out_path, options.aligned_out, options.preview) if p]
@@ -409,6 +414,7 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
                 raise SceneError("%s: nodata %g is not a value of its type %s"
                                  % (pan_path, nodata, pan.dtype))
+        from sipsa_tf.train_lib import Progress  # imports TensorFlow
         own_model = tile_model is None
         if own_model:
             tile_model = TileModel(checkpoint, threads=options.threads)
@@ -417,7 +423,7 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             out_dtype = pan.dtype if options.out_type == "native" else np.float32
             encode = _Encoder(bits, out_dtype, nodata)
             tags = geotiff.extratags(pan.geo_tags, nodata)
-            shape = (pan.height, pan.width, network.MS_BANDS)
+            shape = (pan.height, pan.width, MS_BANDS)
             for path in (out_path, options.aligned_out):
                 if path:
                     sinks.append(geotiff.TiffSink(path, shape, out_dtype, options.tile, tags))

@@ -1,0 +1,285 @@
+"""Scene-scale pan-sharpening (sipsa_tf.scene, python -m sipsa_tf.pansharpen).
+
+Tiled output is compared with the whole-image :class:`Pansharpener` (an independent graph with no
+tiling), georeferencing is read back with tifffile and, if installed, GDAL's gdalinfo.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tifffile
+
+from sipsa_tf import model, network, scene
+from sipsa_tf.inference import Pansharpener
+
+from conftest import REPO_ROOT
+
+GEO_EXTRATAGS = [
+    (33550, "d", 3, (0.5, 0.5, 0.0), True),
+    (33922, "d", 6, (0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0), True),
+    (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633), True),
+]
+GAIN = 3.0  # random weights scaled up: the tiles' edges would show if the halo were too small
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A random-initialised checkpoint with its convolution weights scaled by GAIN."""
+    prefix = str(tmp_path_factory.mktemp("ckpt") / "model-1")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(7)
+        model.forward(tf.zeros([1, 8, 8, 3]), tf.zeros([1, 32, 32, 1]))
+        variables = network.network_variables(graph)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.variables_initializer(variables))
+            sess.run([v.assign(v * GAIN) for v in variables if "w_conv" in v.op.name])
+            tf.compat.v1.train.Saver(variables).save(sess, prefix, write_meta_graph=False)
+    return prefix
+
+
+@pytest.fixture(scope="module")
+def tile_model(checkpoint):
+    m = scene.TileModel(checkpoint)
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def whole(checkpoint):
+    p = Pansharpener(checkpoint)
+    yield p
+    p.close()
+
+
+def _write_pair(directory, ms, pan, pan_tags=(), ms_kwargs=None):
+    pan_path, ms_path = os.path.join(directory, "pan.tif"), os.path.join(directory, "ms.tif")
+    tifffile.imwrite(pan_path, pan, extratags=GEO_EXTRATAGS + list(pan_tags))
+    tifffile.imwrite(ms_path, ms, photometric="minisblack", planarconfig="contig",
+                     **(ms_kwargs or dict(tile=(16, 16), compression="zlib")))
+    return pan_path, ms_path
+
+
+def _scene(rng, h, w, bands, high, dtype):
+    """Smooth-ish random MS and PAN DN (so the network sees structure, not only noise)."""
+    ms = rng.random((h, w, bands))
+    pan = np.kron(ms.mean(axis=2), np.ones((4, 4))) * 0.7 + 0.3 * rng.random((4 * h, 4 * w))
+    return (ms * high).astype(dtype), (pan * high).astype(dtype)
+
+
+def test_min_size_agrees_with_model():
+    assert scene.MIN_MS_SIZE == model.MIN_MS_SIZE
+
+
+@pytest.mark.parametrize("n,core,halo", [(60, 24, 32), (70, 24, 32), (10, 16, 32), (200, 64, 31)])
+def test_plan_covers_the_scene_once_with_the_halo(n, core, halo):
+    plan = scene.axis_plan(n, core, halo)
+    covered = np.zeros(n, int)
+    for (c0, c1), (w0, w1) in plan:
+        covered[c0:c1] += 1
+        assert 0 <= w0 <= c0 < c1 <= w1 <= n
+        assert c0 - w0 >= halo or w0 == 0
+        assert w1 - c1 >= halo or w1 == n
+        assert w1 - w0 == min(n, core + 2 * halo)  # one window size for all tiles
+    np.testing.assert_array_equal(covered, 1)
+
+
+def test_receptive_field_is_within_the_halo(whole):
+    """Perturbing one input pixel changes the output only within RECEPTIVE_FIELD_MS MS pixels."""
+    rng = np.random.default_rng(3)
+    n, c = 72, 36
+    ms, pan = rng.random((n, n, 3), np.float32), rng.random((4 * n, 4 * n), np.float32)
+    base = whole(ms, pan)["output"]
+    reach = []  # in PAN pixels, from the perturbed input pixel's edge to the farthest change
+    for which, offset in (("ms", None), ("pan", 0), ("pan", 3)):
+        ms2, pan2 = ms.copy(), pan.copy()
+        if which == "ms":
+            ms2[c, c] += 0.5
+            first, last = 4 * c, 4 * c + 3
+        else:
+            pan2[4 * c + offset, 4 * c + offset] += 0.5
+            first = last = 4 * c + offset
+        rows = np.nonzero(np.abs(whole(ms2, pan2)["output"] - base).max(axis=(1, 2)) > 0)[0]
+        reach.append(max(first - rows.min(), rows.max() - last))
+    assert max(reach) > 100  # the perturbation does spread (so the bound below is meaningful)
+    assert max(reach) <= 4 * scene.RECEPTIVE_FIELD_MS <= 4 * scene.DEFAULT_HALO_MS
+
+
+def test_tiled_equals_whole_image(tmp_path, rng, tile_model, whole):
+    """3 x 3 tiles of 96 PAN pixels (edges at 96, 192; scene 240 x 280) vs one whole run."""
+    ms, pan = _scene(rng, 60, 70, 4, 2047, np.uint16)
+    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
+    out, aligned = str(tmp_path / "out.tif"), str(tmp_path / "aligned.tif")
+    opts = scene.SceneOptions(bands=(3, 1, 4), tile=96, out_type="float32", aligned_out=aligned,
+                              progress="off")
+    summary = scene.pansharpen_scene(None, pan_path, ms_path, out, opts, tile_model=tile_model)
+    assert summary["tiles"] == 9 and summary["bits"] == 11
+    ref = whole(ms[..., [2, 0, 3]] / np.float32(2047), pan / np.float32(2047))
+    got = tifffile.imread(out) / 2047.0
+    assert got.shape == (240, 280, 3)
+    assert np.abs(got - ref["output"]).max() <= 1e-4
+    assert np.abs(tifffile.imread(aligned) / 2047.0 - ref["aligned"]).max() <= 1e-4
+    # The halo matters: a tile computed without it differs from the whole image near its edge.
+    tail, crop = scene.tail_box((0, 24, 0, 24), (0, 24, 0, 24))
+    alone, _ = tile_model(ms[:24, :24][..., [2, 0, 3]] / np.float32(2047),
+                          pan[:96, :96] / np.float32(2047), tail)
+    assert np.abs(alone - ref["output"][:96, :96]).max() > 1e-3
+
+
+@pytest.mark.parametrize("dtype,high,bits", [(np.uint8, 255, 8), (np.uint16, 65535, 16),
+                                             (np.uint16, 4095, 12)])
+def test_integer_inputs_keep_their_type(tmp_path, rng, tile_model, whole, dtype, high, bits):
+    ms, pan = _scene(rng, 24, 20, 3, high, dtype)
+    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
+    out, preview = str(tmp_path / "out.tif"), str(tmp_path / "preview.png")
+    opts = scene.SceneOptions(tile=64, progress="off", preview=preview, preview_size=40)
+    summary = scene.pansharpen_scene(None, pan_path, ms_path, out, opts, tile_model=tile_model)
+    assert summary["bits"] == bits
+    scale = np.float32(2 ** bits - 1)
+    ref = whole(ms / scale, pan / scale)["output"]
+    got = tifffile.imread(out)
+    assert got.dtype == dtype and got.shape == (96, 80, 3)
+    assert np.abs(got.astype(np.float64) - np.rint(ref * scale)).max() <= 1
+    from PIL import Image
+    with Image.open(preview) as img:
+        assert img.mode == "RGB" and img.size == (80 // 3 + 1, 96 // 3)  # every 3rd pixel
+        stretched = np.asarray(img)
+    assert stretched.min() == 0 and stretched.max() == 255
+
+
+def _gdal_geo(path):
+    info = json.loads(subprocess.run(["gdalinfo", "-json", path], check=True,
+                                     capture_output=True, text=True).stdout)
+    return info["geoTransform"], info["coordinateSystem"]["wkt"], info["size"]
+
+
+@pytest.mark.parametrize("transform", [False, True])
+def test_output_carries_the_pan_georeferencing(tmp_path, rng, tile_model, transform):
+    ms, pan = _scene(rng, 20, 24, 3, 2047, np.uint16)
+    extra = [(42113, "s", 0, "0", True)]
+    if transform:  # a rotated grid: ModelTransformation instead of pixel scale + tie point
+        extra.append((34264, "d", 16, (0.3, 0.4, 0, 500000.0, 0.4, -0.3, 0, 4e6, 0, 0, 0, 0,
+                                       0, 0, 0, 1), True))
+    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan, extra)
+    out = str(tmp_path / "out.tif")
+    scene.pansharpen_scene(None, pan_path, ms_path, out,
+                           scene.SceneOptions(tile=64, progress="off"), tile_model=tile_model)
+    with tifffile.TiffFile(pan_path) as a, tifffile.TiffFile(out) as b:
+        for code in (33550, 33922, 34264, 34735, 42113):
+            assert (code in a.pages.first.tags) == (code in b.pages.first.tags)
+            if code in a.pages.first.tags:
+                assert a.pages.first.tags[code].value == b.pages.first.tags[code].value
+        assert b.pages.first.is_tiled and b.pages.first.tilewidth == 64
+        assert b.pages.first.geotiff_tags["ProjectedCSTypeGeoKey"] == 32633
+    if shutil.which("gdalinfo"):
+        assert _gdal_geo(out)[:2] == _gdal_geo(pan_path)[:2]
+        assert _gdal_geo(out)[2] == [96, 80]
+
+
+def test_nodata_is_honoured(tmp_path, rng, tile_model):
+    ms, pan = _scene(rng, 20, 24, 3, 2047, np.uint16)
+    ms, pan = np.maximum(ms, 1), np.maximum(pan, 1)  # no nodata but the blocks below
+    ms[0:3, 0:2, 1] = 0      # MS nodata: a 12 x 8 PAN block
+    pan[40:44, 50:60] = 0    # PAN nodata
+    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan, [(42113, "s", 0, "0", True)])
+    out = str(tmp_path / "out.tif")
+    scene.pansharpen_scene(None, pan_path, ms_path, out,
+                           scene.SceneOptions(tile=64, progress="off"), tile_model=tile_model)
+    got = tifffile.imread(out)
+    invalid = np.zeros(pan.shape, bool)
+    invalid[0:12, 0:8] = True
+    invalid[40:44, 50:60] = True
+    assert np.all(got[invalid] == 0)
+    assert np.all(got[~invalid] != 0)  # a valid pixel never carries the nodata value
+
+
+def _cli(*args, **kwargs):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    return subprocess.run([sys.executable, "-m", "sipsa_tf.pansharpen"] + list(args),
+                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, **kwargs)
+
+
+def _bad_inputs(directory, rng):
+    """name -> (files to write {name: array or bytes}, extra flags, expected message part)."""
+    ms, pan = _scene(rng, 10, 12, 8, 2047, np.uint16)
+    return {
+        "ratio": ({"pan.tif": pan[:-1, :-3], "ms.tif": ms}, [],
+                  "ms.tif (10 x 12), i.e. 40 x 48: off by -1 rows and -3 "
+                  "columns"),
+        "band": ({"pan.tif": pan, "ms.tif": ms}, ["--bands=5,9,2"],
+                 "--bands 9 is out of range; the file has 8 bands (1 to 8)"),
+        "empty": ({"pan.tif": b"", "ms.tif": ms}, [], "pan.tif: empty file (0 bytes)"),
+        "unreadable": ({"pan.tif": pan, "ms.tif": b"GIF89a not a tiff"}, [],
+                       "ms.tif: not a readable TIFF"),
+        "dtype": ({"pan.tif": pan.astype(np.complex64), "ms.tif": ms}, [],
+                  "pan.tif: unsupported data type complex64"),
+    }
+
+
+@pytest.mark.parametrize("case", ["ratio", "band", "empty", "unreadable", "dtype"])
+def test_bad_input_gives_one_line_and_status_1(tmp_path, rng, checkpoint, case):
+    files, flags, message = _bad_inputs(str(tmp_path), rng)[case]
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            (tmp_path / name).write_bytes(content)
+        else:
+            tifffile.imwrite(str(tmp_path / name), content, photometric="minisblack",
+                             planarconfig="contig" if content.ndim == 3 else None)
+    before = sorted(os.listdir(str(tmp_path)))
+    res = _cli("--checkpoint=" + checkpoint, "--pan=" + str(tmp_path / "pan.tif"),
+               "--ms=" + str(tmp_path / "ms.tif"), "--out=" + str(tmp_path / "out.tif"), *flags)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert sorted(os.listdir(str(tmp_path))) == before
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
+def test_interrupted_run_leaves_nothing(tmp_path, rng, tile_model, failure):
+    ms, pan = _scene(rng, 20, 24, 3, 2047, np.uint16)
+    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
+    before = sorted(os.listdir(str(tmp_path)))
+
+    def stop(done, total):
+        if done == 2:
+            raise failure("stop")
+
+    opts = scene.SceneOptions(tile=64, progress="off", aligned_out=str(tmp_path / "al.tif"),
+                              preview=str(tmp_path / "p.png"))
+    with pytest.raises(failure):
+        scene.pansharpen_scene(None, pan_path, ms_path, str(tmp_path / "out.tif"), opts,
+                               tile_model=tile_model, on_tile=stop)
+    assert sorted(os.listdir(str(tmp_path))) == before
+
+
+def test_sigint_to_the_command_leaves_nothing(tmp_path, rng, checkpoint):
+    ms, pan = _scene(rng, 64, 64, 3, 2047, np.uint16)
+    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
+    before = sorted(os.listdir(str(tmp_path)))
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipsa_tf.pansharpen", "--checkpoint=" + checkpoint,
+         "--pan=" + pan_path, "--ms=" + ms_path, "--out=" + str(tmp_path / "out.tif"),
+         "--tile=64", "--progress=on"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO_ROOT)
+    seen = b""
+    deadline = time.time() + 120
+    while b"pansharpen |" not in seen and time.time() < deadline:  # first tile done
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+    assert b"pansharpen |" in seen, seen[-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert b"interrupted; no output written" in err
+    assert sorted(os.listdir(str(tmp_path))) == before
