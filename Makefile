@@ -51,4 +51,19 @@ test-images: $(INSTALL_DEP)
 	$(PY) -m sipsa_tf.test_images_main --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
 	  $(if $(call given,TEST_DIR),--test_dir=$(TEST_DIR)) --out_dir=$(OUT_DIR) $(FLAGS)
 
+# make evaluate     [GRIP_DIR=../shared/data/grip] [CHECKPOINT=$(BUNDLED_CHECKPOINT)] [ADAPT_STEPS=0]
+#                   [EVAL_DIR=$(LOG_DIR)/evaluation] [FLAGS=]: methods x images x protocols
+#                   (results.csv, results.md, PNG panels); the synthetic test scenes when GRIP_DIR
+#                   does not exist; SIPSA-Net from the bundled checkpoint if present, else random.
+GRIP_DIR ?= ../shared/data/grip
+EVAL_DIR ?= $(LOG_DIR)/evaluation
+ADAPT_STEPS ?= 0
+eval_checkpoint = $(or $(CHECKPOINT),$(wildcard $(BUNDLED_CHECKPOINT)))
+.PHONY: evaluate
+
+evaluate: $(INSTALL_DEP)
+	$(PY) -m sipsa_tf.evaluate --data_dir=$(GRIP_DIR) --auto_data \
+	  $(if $(eval_checkpoint),--checkpoint=$(eval_checkpoint)) --adapt_steps=$(ADAPT_STEPS) \
+	  --out_dir=$(EVAL_DIR) $(FLAGS)
+
 -include docker/docker.mk

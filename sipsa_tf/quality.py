@@ -44,7 +44,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 __all__ = [
-    "MTF_GAINS", "DEFAULT_GAINS", "q_index", "q2n", "sam", "ergas", "scc", "d_lambda", "d_s",
+    "MTF_GAINS", "DEFAULT_GAINS", "sensor_subset", "q_index", "q2n", "sam", "ergas", "scc", "d_lambda", "d_s",
     "qnr", "d_lambda_khan", "hqnr", "mtf_kernel", "mtf_filter", "decimate", "degrade",
     "reduced_resolution_indices", "full_resolution_indices",
 ]
@@ -435,6 +435,8 @@ def scc(x, y, mode="band"):
 
 def _resolve_gains(sensor, n_bands, pan):
     """Per-band Nyquist gains for ``sensor`` (name, None, a number or a sequence)."""
+    if isinstance(sensor, dict):  # {"ms": gains of the bands used, "pan": gain}
+        return _resolve_gains(sensor["pan" if pan else "ms"], n_bands, pan)
     if sensor is None or (isinstance(sensor, str) and sensor.lower() == "none"):
         gains = [DEFAULT_GAINS["pan" if pan else "ms"]] * n_bands
     elif isinstance(sensor, str):
@@ -458,6 +460,30 @@ def _resolve_gains(sensor, n_bands, pan):
             raise ValueError("%d gains were given for an image with %d bands."
                              % (len(gains), n_bands))
     return gains
+
+
+def sensor_subset(sensor, bands):
+    """MTF gains of some bands of a sensor, usable as ``sensor`` everywhere in this module.
+
+    Args:
+        sensor: a name of ``MTF_GAINS`` (or an alias), or None for the generic gains.
+        bands: 1-based band numbers in the sensor's band order (e.g. (5, 3, 2): R, G, B of
+            WorldView-2/3).
+
+    Returns:
+        dict ``{"ms": [gain per selected band], "pan": PAN gain}``.
+    """
+    if sensor is None:
+        return {"ms": [DEFAULT_GAINS["ms"]] * len(bands), "pan": DEFAULT_GAINS["pan"]}
+    key = sensor if sensor in MTF_GAINS else _SENSOR_ALIASES.get(str(sensor).lower())
+    if key is None:
+        raise ValueError("unknown sensor %r; use one of %s or None."
+                         % (sensor, ", ".join(sorted(MTF_GAINS))))
+    gains = MTF_GAINS[key]["ms"]
+    if not all(1 <= int(b) <= len(gains) for b in bands):
+        raise ValueError("bands %s out of range for %s (%d bands)." % (tuple(bands), key,
+                                                                      len(gains)))
+    return {"ms": [gains[int(b) - 1] for b in bands], "pan": MTF_GAINS[key]["pan"]}
 
 
 def mtf_kernel(gain, ratio=4, kernel_size=41):
@@ -511,7 +537,9 @@ def mtf_filter(image, sensor=None, ratio=4, kernel_size=41, pan=False):
         image: (H, W, C) or (H, W) array.
         sensor: 'WV3', 'WV2', 'QB', 'IKONOS', 'GeoEye1' (see ``MTF_GAINS``; a few aliases such as
             'GE1' are accepted), None/'none' for the toolbox defaults (0.3 MS, 0.15 PAN), a
-            single gain, or one gain per band.
+            single gain, one gain per band, or a dict ``{"ms": ..., "pan": ...}`` of any of
+            these (e.g. the gains of a band subset such as the RGB bands of an 8-band sensor,
+            see :func:`sensor_subset`).
         ratio: PAN/MS scale ratio.
         kernel_size: odd FIR size (toolbox: 41).
         pan: use the sensor's PAN gain for every band instead of the per-band MS gains.

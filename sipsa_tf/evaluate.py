@@ -1,0 +1,88 @@
+"""Command line: evaluate SIPSA-Net (Lee, Seo, Kim, CVPR 2021) against baselines.
+
+    python -m sipsa_tf.evaluate --data_dir=../shared/data/grip --auto_data \\
+        --checkpoint=checkpoints/synthetic_cpu_small --adapt_steps=100 --out_dir=evaluation
+
+Methods x images x protocols (reduced-resolution Wald protocol and full resolution), written as
+``results.csv``, ``results.md`` and PNG panels into ``--out_dir``. Flags only; the work is done by
+:func:`sipsa_tf.evaluate_lib.run`. Bad input prints one line and exits with status 1.
+"""
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+    from sipsa_tf.evaluate_lib import ALL_METHODS, PROTOCOLS, EvalConfig
+    d = EvalConfig()
+    flags.DEFINE_string("out_dir", d.out_dir, "Where results.csv, results.md and the panels go.")
+    flags.DEFINE_string("data_dir", d.data_dir, "Images: a folder of GRIP-style .mat files "
+                        "(I_PAN, I_MS/I_MS_LR, RGB_indexes, L) or a test folder (RGB/, PAN/). "
+                        "Unset: the synthetic test scenes.")
+    flags.DEFINE_boolean("auto_data", d.auto_data, "If --data_dir does not exist, use the "
+                         "synthetic scenes instead of failing.")
+    flags.DEFINE_list("methods", list(d.methods), "Methods, from: %s." % ", ".join(ALL_METHODS))
+    flags.DEFINE_list("protocols", list(d.protocols), "Protocols, from: %s."
+                      % ", ".join(PROTOCOLS))
+    flags.DEFINE_string("checkpoint", d.checkpoint, "SIPSA-Net checkpoint (prefix or folder) "
+                        "for sipsa and the start of sipsa_adapted; unset or empty: random "
+                        "initialisation.")
+    flags.DEFINE_integer("adapt_steps", d.adapt_steps, "Scene adaptation steps for the method "
+                         "sipsa_adapted (added to --methods when > 0; 0: not run).")
+    flags.DEFINE_float("adapt_lr", d.adapt_lr, "Adam learning rate of the adaptation.")
+    flags.DEFINE_integer("adapt_crop", d.adapt_crop, "MS crop side of the adaptation batches.")
+    flags.DEFINE_integer("adapt_batch", d.adapt_batch, "Crops per adaptation step.")
+    flags.DEFINE_integer("max_pan", d.max_pan, "Centre-crop larger images to this PAN side.")
+    flags.DEFINE_integer("panel_crop", d.panel_crop, "Side (PAN pixels) of the panel crops.")
+    flags.DEFINE_boolean("panels", d.panels, "Write the PNG panels.")
+    flags.DEFINE_integer("n_synthetic", d.n_synthetic, "Synthetic scenes (without data).")
+    flags.DEFINE_integer("synthetic_size", d.synthetic_size, "MS side of the synthetic scenes.")
+    flags.DEFINE_integer("seed", d.seed, "Seed (synthetic scenes, random init, adaptation).")
+    flags.DEFINE_enum("progress", d.progress, ["auto", "on", "off"], "Progress bar on stderr.")
+
+
+_define_flags()
+
+
+def config_from_flags():
+    """The EvalConfig described by the parsed flags."""
+    from sipsa_tf.evaluate_lib import EvalConfig
+    methods = [m for m in FLAGS.methods if m != "sipsa_adapted" or FLAGS.adapt_steps > 0]
+    if FLAGS.adapt_steps > 0 and "sipsa_adapted" not in methods:
+        methods.append("sipsa_adapted")
+    return EvalConfig(
+        out_dir=FLAGS.out_dir, data_dir=FLAGS.data_dir or None, auto_data=FLAGS.auto_data,
+        methods=tuple(methods), protocols=tuple(FLAGS.protocols),
+        checkpoint=FLAGS.checkpoint or None, adapt_steps=FLAGS.adapt_steps,
+        adapt_lr=FLAGS.adapt_lr, adapt_crop=FLAGS.adapt_crop, adapt_batch=FLAGS.adapt_batch,
+        max_pan=FLAGS.max_pan, panel_crop=FLAGS.panel_crop, panels=FLAGS.panels,
+        n_synthetic=FLAGS.n_synthetic, synthetic_size=FLAGS.synthetic_size, seed=FLAGS.seed,
+        progress=FLAGS.progress)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    import tensorflow as tf
+    tf.compat.v1.disable_v2_behavior()
+    from sipsa_tf import checkpoints, data, evaluate_lib
+    try:
+        evaluate_lib.run(config_from_flags())
+    except (data.DataError, checkpoints.CheckpointError, ValueError, OSError) as err:
+        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run():
+    """Console script ``sipsa-evaluate``."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,191 @@
+"""Evaluation suite (sipsa_tf.evaluate_lib, python -m sipsa_tf.evaluate)."""
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.io
+from scipy import ndimage
+
+from sipsa_tf import adapt, baselines, evaluate_lib as ev, quality
+from tests.conftest import REPO_ROOT
+
+
+def _edges_image(size=48):
+    img = np.zeros((size, size, 3))
+    img[12:36, 16:30] = (0.8, 0.5, 0.3)
+    img[30:40, 34:44] = (0.2, 0.7, 0.4)
+    return img
+
+
+def test_ghosting_ideal_blur_and_double_edges():
+    ref = _edges_image()
+    assert ev.ghosting(ref, ref) == 0.0
+    blurred = ndimage.gaussian_filter(ref, (1.0, 1.0, 0))
+    assert ev.ghosting(blurred, ref) < 0.01  # blur lowers edges, it does not add any
+    ghost = 0.5 * (ref + np.roll(ref, 6, axis=1))  # every edge drawn twice, 6 px apart
+    g = ev.ghosting(ghost, ref)
+    assert 0.1 < g < 1.0
+    # one pixel of displacement is forgiven by the radius-1 dilation, not by radius 0
+    moved = np.roll(ref, 1, axis=1)
+    assert ev.ghosting(moved, ref, radius=1) < 0.3 * ev.ghosting(moved, ref, radius=0)
+    mask = np.zeros(ref.shape[:2], bool)
+    mask[:, :8] = True  # a region without edges in the reference
+    assert np.isnan(ev.ghosting(ghost, ref, mask=mask))
+
+
+def test_ghosting_hand_computed():
+    # reference: a vertical step 0 -> 1 between columns 3 and 4 of a 8x8 single-band image;
+    # fused: the same plus a second step of 0.5 between columns 5 and 6 (replicate borders).
+    ref = np.zeros((8, 8, 1))
+    ref[:, 4:] = 1.0
+    fused = ref.copy()
+    fused[:, 6:] = 1.5
+    # Sobel x of a unit step on constant rows: 4 on both columns beside the step (1+2+1).
+    # Reference gradient: 4 at columns 3, 4 -> dilated (radius 1): 4 on columns 2..5.
+    # Fused gradient: 4 on 3, 4 and 2 on 5, 6 -> excess only at column 6: 2 on 8 rows.
+    expected = (8 * 2.0 ** 2) / (2 * 8 * 4.0 ** 2)
+    assert ev.ghosting(fused, ref) == pytest.approx(expected)
+
+
+def test_sensor_subset_gains_and_filter():
+    sub = quality.sensor_subset("WV3", (5, 3, 2))
+    assert sub == {"ms": [0.365, 0.360, 0.355], "pan": 0.14}
+    assert quality.sensor_subset("IKONOS", (3, 2, 1)) == {"ms": [0.29, 0.28, 0.26], "pan": 0.17}
+    img = np.random.default_rng(0).random((16, 16, 3))
+    np.testing.assert_allclose(quality.mtf_filter(img, sub),
+                               quality.mtf_filter(img, [0.365, 0.360, 0.355]))
+    np.testing.assert_allclose(quality.mtf_filter(img[:, :, 0], sub, pan=True),
+                               quality.mtf_filter(img[:, :, 0], 0.14, pan=True))
+    with pytest.raises(ValueError, match="out of range"):
+        quality.sensor_subset("IKONOS", (5, 3, 2))
+
+
+def _write_mat(path, rng, ms_size=24, **extra):
+    ms = rng.integers(100, 2000, size=(ms_size, ms_size, 4)).astype(np.uint16)
+    pan = rng.integers(100, 2000, size=(4 * ms_size, 4 * ms_size)).astype(np.uint16)
+    scipy.io.savemat(path, {"I_PAN": pan, "I_MS": ms, "RGB_indexes": np.array([[3, 2, 1]]),
+                            "L": np.array([[11]]), **extra})
+    return ms, pan
+
+
+def test_load_mat_rgb_bands_scale_sensor_and_crop(tmp_path, rng):
+    ms, pan = _write_mat(str(tmp_path / "imgIK_tiny.mat"), rng)
+    scene = ev.load_mat(str(tmp_path / "imgIK_tiny.mat"), max_pan=64)
+    assert scene.name == "imgIK_tiny" and scene.sensor == "IKONOS"
+    assert scene.gains == {"ms": [0.29, 0.28, 0.26], "pan": 0.17}
+    # centre crop 24 -> 16 MS pixels (offset 4), bands 3, 2, 1, DN / 2047
+    np.testing.assert_allclose(scene.ms, ms[4:20, 4:20][:, :, [2, 1, 0]] / 2047.0, rtol=1e-6)
+    np.testing.assert_allclose(scene.pan, pan[16:80, 16:80] / 2047.0, rtol=1e-6)
+    assert "centre crop: MS 16x16 of 24x24" in scene.note
+    assert ev.sensor_from_name("WV3_example_a") == "WV3"
+    assert ev.sensor_from_name("imgGE1") == "GeoEye1"
+    assert ev.sensor_from_name("scene") is None
+
+
+def test_load_mat_bad_files(tmp_path, rng):
+    bad = str(tmp_path / "nokeys.mat")
+    scipy.io.savemat(bad, {"X": np.zeros((2, 2))})
+    with pytest.raises(ev.EvaluationError, match="nokeys.mat: needs I_PAN"):
+        ev.load_mat(bad)
+    sizes = str(tmp_path / "sizes.mat")
+    scipy.io.savemat(sizes, {"I_PAN": np.zeros((90, 96)), "I_MS": np.zeros((24, 24, 4))})
+    with pytest.raises(ev.EvaluationError, match="sizes.mat: I_PAN .* exactly 4 times"):
+        ev.load_mat(sizes)
+    garbage = tmp_path / "garbage.mat"
+    garbage.write_bytes(b"not a mat file")
+    with pytest.raises(ev.EvaluationError, match="garbage.mat: unreadable"):
+        ev.load_mat(str(garbage))
+    with pytest.raises(ev.EvaluationError, match="no such folder"):
+        ev.load_scenes(str(tmp_path / "missing"))
+
+
+def test_perfect_fusion_scores_ideal_reduced_indices():
+    scene = ev.synthetic_scenes(1, 32)[0]
+    values = ev.indices("reduced", scene.ms.astype(np.float64), scene)
+    assert values["q2n"] == pytest.approx(1.0) and values["q"] == pytest.approx(1.0)
+    assert values["sam"] == pytest.approx(0.0, abs=1e-5) and values["ergas"] == pytest.approx(0.0)
+    assert values["scc"] == pytest.approx(1.0)
+
+
+def test_run_library_on_mat_folder(tmp_path, rng):
+    data_dir = tmp_path / "mats"
+    data_dir.mkdir()
+    _write_mat(str(data_dir / "imgIK_tiny.mat"), rng)
+    out = tmp_path / "out"
+    config = ev.EvalConfig(out_dir=str(out), data_dir=str(data_dir),
+                           methods=("nearest", "gsa"), progress="off", panel_crop=32)
+    rows, paths = ev.run(config, stdout=open(os.devnull, "w"))
+    assert [(r["protocol"], r["method"]) for r in rows] == [
+        ("reduced", "nearest"), ("reduced", "gsa"), ("full", "nearest"), ("full", "gsa")]
+    # the reduced-protocol row equals the indices computed here step by step
+    scene = ev.load_mat(str(data_dir / "imgIK_tiny.mat"))
+    ms_lr = quality.decimate(quality.mtf_filter(scene.ms, [0.29, 0.28, 0.26]), 4)
+    pan_lr = quality.decimate(quality.mtf_filter(scene.pan, 0.17, pan=True), 4)
+    fused = baselines.nearest(ms_lr.astype(np.float32), pan_lr.astype(np.float32))
+    expected = quality.reduced_resolution_indices(fused, scene.ms, 4, block=24)
+    for key, value in expected.items():
+        assert rows[0][key] == pytest.approx(value, rel=1e-6)
+    assert sorted(os.listdir(out)) == ["panel_imgIK_tiny_full.png",
+                                       "panel_imgIK_tiny_reduced.png", "results.csv",
+                                       "results.md"]
+
+
+def _run_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, "-m", "sipsa_tf.evaluate", "--progress=off"]
+                          + list(args), capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+                          timeout=600)
+
+
+def test_entry_point_synthetic_with_adaptation(tmp_path):
+    ckpt = adapt.save_weights(adapt.initial_weights(None, seed=5), str(tmp_path / "ckpt" / "m-0"))
+    out = tmp_path / "out"
+    done = _run_cli("--out_dir=%s" % out, "--data_dir=%s" % (tmp_path / "absent"),
+                    "--auto_data", "--n_synthetic=1", "--synthetic_size=24",
+                    "--methods=nearest,brovey,sipsa", "--checkpoint=%s" % ckpt,
+                    "--adapt_steps=2", "--adapt_crop=8", "--adapt_batch=1", "--panel_crop=32")
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["image"], r["protocol"], r["method"]) for r in rows] == [
+        ("synthetic_0", p, m) for p in ("reduced", "full")
+        for m in ("nearest", "brovey", "sipsa", "sipsa_adapted")]
+    for r in rows:
+        keys = ev.INDICES[r["protocol"]]
+        assert all(np.isfinite(float(r[k])) for k in keys)
+        assert all(r[k] == "" for k in ev.INDICES["full" if r["protocol"] == "reduced"
+                                                   else "reduced"])
+    report = (out / "results.md").read_text()
+    assert "| sipsa_adapted |" in report and "sipsa_adapted: 2 steps" in report
+    assert "SIPSA-Net starts from: %s" % ckpt in report
+    assert "synthetic test scenes" in report and "absent not found" in report
+    assert (out / "panel_synthetic_0_reduced.png").stat().st_size > 0
+    assert (out / "panel_synthetic_0_full.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data_dir=/nonexistent/grip"], "error: /nonexistent/grip: no such folder"),
+    (["--methods=nearest,magic"], "error: unknown method(s) magic"),
+])
+def test_entry_point_bad_input(tmp_path, args, message):
+    out = tmp_path / "out"
+    done = _run_cli("--out_dir=%s" % out, *args)
+    assert done.returncode == 1
+    lines = [l for l in done.stderr.splitlines() if l.startswith("error")]
+    assert lines == [lines[0]] and lines[0].startswith(message), done.stderr[-1000:]
+    assert "Traceback" not in done.stderr
+    assert not out.exists()
+
+
+def test_plots_draw_something():
+    image = ev.line_plot([0, 1, 2], {"a": [0.1, 0.5, 0.2], "b": [0.3, float("nan"), 0.4]},
+                         "title", "offset")
+    arr = np.asarray(image)
+    assert arr.shape[2] == 3
+    colours = {tuple(c) for c in arr.reshape(-1, 3)}
+    assert ev.PLOT_COLOURS[0] in colours and ev.PLOT_COLOURS[1] in colours
+    grid = ev.plot_grid([image, image, image], columns=2)
+    assert grid.size == (2 * image.size[0], 2 * image.size[1])
