@@ -359,7 +359,7 @@ def evaluate(scenes, methods, protocols=PROTOCOLS, progress="auto", keep=None):
 
 # ------------------------------------------------------------------ writing
 
-def _atomic_write(path, payload):
+def atomic_write(path, payload):
     """Writes bytes to ``path`` through a temporary file in the same folder."""
     tmp = "%s.tmp-%d" % (path, os.getpid())
     try:
@@ -380,7 +380,7 @@ def write_csv(rows, path, columns=CSV_COLUMNS):
     for row in rows:
         writer.writerow(["%.6g" % row[c] if isinstance(row.get(c), float) else row.get(c, "")
                          for c in columns])
-    return _atomic_write(path, out.getvalue().encode("utf-8"))
+    return atomic_write(path, out.getvalue().encode("utf-8"))
 
 
 def _fmt(value):
@@ -509,20 +509,27 @@ def labelled_grid(rows_of_tiles, labels, gap=2, label_height=12):
     return canvas
 
 
-def panel(scene, protocol, inputs, fused_by, crop=128):
+def panel(inputs, fused_by, crop=128, centre=None):
     """PNG panel: MS (nearest), PAN, each method; second row: |error| maps (if reference).
 
     All colour tiles share one stretch (2-98 percentiles of the MS crop, per band) so that
     methods are compared on the same scale; error maps show the mean absolute error over bands,
     ``ERROR_RANGE`` and above white.
 
+    Args:
+        inputs: (ms (h, w, 3), pan (4h, 4w), reference (4h, 4w, 3) or None).
+        fused_by: {method: (4h, 4w, 3) fused image}.
+        crop: side of the square crop in PAN pixels.
+        centre: (row, col) of the crop in PAN pixels; default the image centre.
+
     Returns:
         PIL.Image.
     """
     ms, pan, reference = inputs
-    size = pan.shape[0]
-    crop = min(crop, size, pan.shape[1])
-    y0, x0 = (pan.shape[0] - crop) // 2, (pan.shape[1] - crop) // 2
+    crop = min(crop, pan.shape[0], pan.shape[1])
+    cy, cx = centre if centre is not None else (pan.shape[0] // 2, pan.shape[1] // 2)
+    y0 = int(np.clip(cy - crop // 2, 0, pan.shape[0] - crop)) // SCALE * SCALE
+    x0 = int(np.clip(cx - crop // 2, 0, pan.shape[1] - crop)) // SCALE * SCALE
     window = (slice(y0, y0 + crop), slice(x0, x0 + crop))
     ms_up = np.repeat(np.repeat(ms, SCALE, 0), SCALE, 1)[window]
     low, high = np.percentile(ms_up, (2, 98), axis=(0, 1))
@@ -554,7 +561,7 @@ def save_png(image, path):
     """Saves a PIL image atomically (optimised PNG)."""
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
-    return _atomic_write(path, out.getvalue())
+    return atomic_write(path, out.getvalue())
 
 
 # ------------------------------------------------------------------ ghosting, plots
@@ -736,13 +743,13 @@ def run(config, stdout=None):
         if config.panels:
             path = os.path.join(config.out_dir, "panel_%s_%s.png" % (scene.name, protocol))
             paths[os.path.basename(path)] = save_png(
-                panel(scene, protocol, inputs, fused_by, config.panel_crop), path)
+                panel(inputs, fused_by, config.panel_crop), path)
 
     try:
         rows = evaluate(scenes, methods, config.protocols, config.progress, keep)
         paths["results.csv"] = write_csv(rows, os.path.join(config.out_dir, "results.csv"))
         report = markdown_report(rows, scenes, methods, config.protocols, notes)
-        paths["results.md"] = _atomic_write(os.path.join(config.out_dir, "results.md"),
+        paths["results.md"] = atomic_write(os.path.join(config.out_dir, "results.md"),
                                             report.encode("utf-8"))
     finally:
         methods.close()

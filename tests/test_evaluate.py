@@ -189,3 +189,30 @@ def test_plots_draw_something():
     assert ev.PLOT_COLOURS[0] in colours and ev.PLOT_COLOURS[1] in colours
     grid = ev.plot_grid([image, image, image], columns=2)
     assert grid.size == (2 * image.size[0], 2 * image.size[1])
+
+
+def _misalignment_module():
+    import importlib.util
+    path = os.path.join(REPO_ROOT, "benchmarks", "misalignment.py")
+    spec = importlib.util.spec_from_file_location("misalignment_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_misalignment_scene_offset_and_ideal_scores():
+    mb = _misalignment_module()
+    ms0, pan0, truth0, moving0, info = mb.misaligned_scene(0, 0, 24, 0)
+    ms8, pan8, truth8, _, _ = mb.misaligned_scene(0, 0, 24, 8)
+    # the PAN and the ground truth do not depend on the offset
+    np.testing.assert_array_equal(pan0, pan8)
+    np.testing.assert_array_equal(truth0, truth8)
+    assert info["cars"] >= 10 and moving0.any()
+    # d = 8 PAN pixels is (dy, dx) = (1, 2) whole MS pixels: the MS content moves by that much
+    # (up to the sensor noise, 3 DN rms per image)
+    moved = np.abs(ms8[3:-3, 4:-3] - ms0[2:-4, 2:-5]).mean()
+    unmoved = np.abs(ms8[3:-3, 4:-3] - ms0[3:-3, 4:-3]).mean()
+    assert moved < 4.0 / 2047 < unmoved
+    ideal = mb.scores(truth0, truth0, moving0)
+    assert ideal["q2n"] == pytest.approx(1.0) and ideal["ergas"] == pytest.approx(0.0)
+    assert ideal["ghost"] == 0.0 and ideal["ghost_moving"] == 0.0
