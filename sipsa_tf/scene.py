@@ -107,6 +107,14 @@ def parse_bands(text):
     return bands
 
 
+def _grow(c0, c1, pad, lo, hi, length):
+    """[c0, c1) grown by ``pad`` on each side, clipped to [lo, hi), then grown (inside [lo, hi))
+    to ``length`` if possible, so that the boxes of almost all tiles have one size."""
+    a0, a1 = max(lo, c0 - pad), min(hi, c1 + pad)
+    a1 = min(hi, max(a1, a0 + length))
+    return max(lo, min(a0, a1 - length)), a1
+
+
 def axis_plan(n, core, halo):
     """Cores and windows along one axis, in MS pixels.
 
@@ -117,15 +125,8 @@ def axis_plan(n, core, halo):
     Returns:
         list of ((c0, c1), (w0, w1)).
     """
-    full = min(n, core + 2 * halo)
-    plan = []
-    for c0 in range(0, n, core):
-        c1 = min(n, c0 + core)
-        w0 = max(0, c0 - halo)
-        w1 = min(n, max(c1 + halo, w0 + full))
-        w0 = min(w0, max(0, w1 - full))
-        plan.append(((c0, c1), (w0, w1)))
-    return plan
+    return [((c0, min(n, c0 + core)), _grow(c0, min(n, c0 + core), halo, 0, n, core + 2 * halo))
+            for c0 in range(0, n, core)]
 
 
 def plan_tiles(height, width, core, halo):
@@ -135,12 +136,16 @@ def plan_tiles(height, width, core, halo):
             for cy, wy in rows for cx, wx in cols]
 
 
-def tail_box(core, window, margin=TAIL_MARGIN):
+def tail_box(core, window, tile, margin=TAIL_MARGIN):
     """Where the PAN-resolution tail runs, and where the core lies in its result.
+
+    The tail is the core grown by ``margin`` PAN pixels, clipped to the window, and grown inside
+    the window to ``tile + 2 margin`` where possible (one tail shape for almost all tiles).
 
     Args:
         core, window: boxes (y0, y1, x0, x1) in MS pixels.
-        margin: PAN pixels kept around the core (clipped to the window).
+        tile: the core tile side in PAN pixels.
+        margin: PAN pixels kept around the core (wherever the core edge is not the window edge).
 
     Returns:
         (tail, crop): ``tail`` = (top, left, height, width) in PAN pixels relative to the window;
@@ -149,8 +154,8 @@ def tail_box(core, window, margin=TAIL_MARGIN):
     starts, sizes, crops = [], [], []
     for c0, c1, w0, w1 in ((core[0], core[1], window[0], window[1]),
                            (core[2], core[3], window[2], window[3])):
-        t0 = max(SCALE * c0 - margin, SCALE * w0)
-        t1 = min(SCALE * c1 + margin, SCALE * w1)
+        t0, t1 = _grow(SCALE * c0, SCALE * c1, margin, SCALE * w0, SCALE * w1,
+                       tile + 2 * margin)
         starts.append(t0 - SCALE * w0)
         sizes.append(t1 - t0)
         crops.append(SCALE * c0 - t0)
@@ -437,7 +442,7 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             for done, (core, window) in enumerate(tiles, 1):
                 ms_win = ms.read(window[0], window[1], window[2], window[3], bands)
                 pan_win = pan.read(*(SCALE * v for v in window))
-                tail, crop = tail_box(core, window)
+                tail, crop = tail_box(core, window, options.tile)
                 results = tile_model(np.nan_to_num(ms_win.astype(np.float32) / scale),
                                      np.nan_to_num(pan_win[..., 0].astype(np.float32) / scale),
                                      tail, aligned=options.aligned_out is not None)

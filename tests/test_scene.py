@@ -88,6 +88,13 @@ def test_plan_covers_the_scene_once_with_the_halo(n, core, halo):
         assert c0 - w0 >= halo or w0 == 0
         assert w1 - c1 >= halo or w1 == n
         assert w1 - w0 == min(n, core + 2 * halo)  # one window size for all tiles
+        tail, crop = scene.tail_box((c0, c1, c0, c1), (w0, w1, w0, w1), 4 * core)
+        t0, t1 = 4 * w0 + tail[0], 4 * w0 + tail[0] + tail[2]
+        assert 4 * w0 <= t0 <= 4 * c0 < 4 * c1 <= t1 <= 4 * w1
+        assert 4 * c0 - t0 >= scene.TAIL_MARGIN or t0 == 4 * w0
+        assert t1 - 4 * c1 >= scene.TAIL_MARGIN or t1 == 4 * w1
+        assert t1 - t0 == min(4 * (w1 - w0), 4 * core + 2 * scene.TAIL_MARGIN)
+        assert crop == (4 * c0 - t0, 4 * c0 - t0, 4 * (c1 - c0), 4 * (c1 - c0))
     np.testing.assert_array_equal(covered, 1)
 
 
@@ -127,7 +134,7 @@ def test_tiled_equals_whole_image(tmp_path, rng, tile_model, whole):
     assert np.abs(got - ref["output"]).max() <= 1e-4
     assert np.abs(tifffile.imread(aligned) / 2047.0 - ref["aligned"]).max() <= 1e-4
     # The halo matters: a tile computed without it differs from the whole image near its edge.
-    tail, crop = scene.tail_box((0, 24, 0, 24), (0, 24, 0, 24))
+    tail, crop = scene.tail_box((0, 24, 0, 24), (0, 24, 0, 24), 96)
     alone, _ = tile_model(ms[:24, :24][..., [2, 0, 3]] / np.float32(2047),
                           pan[:96, :96] / np.float32(2047), tail)
     assert np.abs(alone - ref["output"][:96, :96]).max() > 1e-3
