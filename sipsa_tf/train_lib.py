@@ -346,10 +346,18 @@ class CheckpointManager:
         return os.path.join(self.directory, "%s-%d" % (CHECKPOINT_BASENAME, step))
 
     def remove_temporary(self):
-        """Deletes what an interrupted save left behind. Returns the removed names."""
+        """Deletes what an interrupted save left behind: temporary files, data shards whose index
+        was never written (the index is renamed last) and unreadable checkpoints (truncated or
+        corrupt files). Returns the removed file names."""
         removed = []
-        for name in os.listdir(self.directory):
-            if name.startswith(TEMP_MARK + CHECKPOINT_BASENAME) or name == STATE_FILE + ".tmp":
+        orphan = re.compile(re.escape(CHECKPOINT_BASENAME) + r"-(\d+)\.data-\d+-of-\d+$")
+        for name in sorted(os.listdir(self.directory)):
+            match = orphan.match(name)
+            if match and not os.path.exists(self.prefix(int(match.group(1))) + ".index"):
+                os.remove(os.path.join(self.directory, name))
+                removed.append(name)
+            elif (name.startswith(TEMP_MARK + CHECKPOINT_BASENAME)
+                  or name == STATE_FILE + ".tmp"):
                 path = os.path.join(self.directory, name)
                 if os.path.isdir(path):
                     import shutil
@@ -357,6 +365,12 @@ class CheckpointManager:
                 else:
                     os.remove(path)
                 removed.append(name)
+        for step in self.all_steps():
+            prefix = self.prefix(step)
+            if not self.is_complete(prefix):
+                for path in glob.glob(glob.escape(prefix) + ".*"):
+                    os.remove(path)
+                    removed.append(os.path.basename(path))
         return removed
 
     def all_steps(self):
