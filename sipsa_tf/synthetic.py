@@ -28,6 +28,7 @@ Command line: ``python -m sipsa_tf.synthetic --out_dir data/synthetic [--seed 0]
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -350,7 +351,7 @@ def main(argv=None):
         generate(args.out_dir, args.seed, args.n_train, args.n_road, args.n_test, args.ms_size,
                  force=args.force)
     except (ValueError, OSError) as err:
-        print("error: %s" % err)
+        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
         return 1
     print("%s synthetic scenes in %s" % ("found" if existed and not args.force else "wrote",
                                          args.out_dir))
