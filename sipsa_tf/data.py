@@ -565,10 +565,19 @@ def convert_mat(mat_path, out_dir, rgb_bands=None, name=None, layout="folders", 
         pan_path = os.path.join(out_dir, name + FLAT_PAN_SUFFIX + ".tif")
     else:
         raise ValueError("layout must be 'folders' or 'flat', got %r" % layout)
-    for path in (ms_path, pan_path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    tifffile.imwrite(ms_path, to_uint16(rgb), photometric="rgb")
-    tifffile.imwrite(pan_path, to_uint16(pan), photometric="minisblack")
+    written = []
+    try:  # temporary names first, renamed when both are written
+        for path, array, photometric in ((ms_path, rgb, "rgb"), (pan_path, pan, "minisblack")):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
+            written.append(tmp)
+            tifffile.imwrite(tmp, to_uint16(array), photometric=photometric)
+        for tmp, path in zip(written, (ms_path, pan_path)):
+            os.replace(tmp, path)
+    finally:
+        for tmp in written:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     return {"ms_path": ms_path, "pan_path": pan_path, "rgb_bands": rgb_bands, "bits": bits,
             "ms_shape": rgb.shape, "pan_shape": pan.shape, "note": note}
 

@@ -296,6 +296,18 @@ def test_convert_mat_refuses_wrong_ratio_and_upsampled_ms(tmp_path):
         data.convert_mat(path, str(tmp_path / "out"))
 
 
+def test_convert_mat_refuses_unreadable_and_incomplete_files(tmp_path):
+    garbage = tmp_path / "garbage.mat"
+    garbage.write_bytes(b"MATLAB 5.0 MAT-file, but then nothing sensible")
+    with pytest.raises(data.DataError, match="garbage.mat: unreadable .mat file"):
+        data.convert_mat(str(garbage), str(tmp_path / "out"))
+    no_pan = str(tmp_path / "no_pan.mat")
+    scipy.io.savemat(no_pan, {"I_MS_LR": np.ones((8, 8, 4), np.uint16)})
+    with pytest.raises(data.DataError, match="no_pan.mat: no I_PAN variable"):
+        data.convert_mat(no_pan, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out" / "RGB")  # nothing written
+
+
 def test_convert_mat_command_line(tmp_path):
     good = str(tmp_path / "w.mat")
     scipy.io.savemat(good, {"I_MS_LR": np.ones((8, 8, 8), np.uint16),
