@@ -81,7 +81,7 @@ def child_tiled(n, repeats, tile):
             return scene.pansharpen_scene(None, pan_path, ms_path, out, options, tile_model=model)
 
         if n > 2 * tile:  # many same-shape tiles: warm up on one tile-sized scene instead
-            _warm_tile(model, tile // 4 + 2 * options.halo)
+            _warm_tile(model, tile // 4 + 2 * options.halo, options.tail_tile)
             seconds = min(run()["seconds"] for _ in range(max(1, repeats - 1)))
         else:
             seconds = _best(run, repeats)
@@ -90,14 +90,13 @@ def child_tiled(n, repeats, tile):
     return {"seconds": seconds, "tiles": tiles}
 
 
-def _warm_tile(model, ms_size):
-    """One call at the window shape of interior tiles (ms_size MS pixels square)."""
+def _warm_tile(model, ms_size, tail_tile):
+    """One window with the shapes of interior tiles (ms_size MS pixels square)."""
     from sipsa_tf import scene
     ms, pan = _inputs(4 * ms_size)
     halo = scene.DEFAULT_HALO_MS
-    tail, _ = scene.tail_box((halo, ms_size - halo, halo, ms_size - halo),
-                             (0, ms_size, 0, ms_size), 4 * (ms_size - 2 * halo))
-    model(ms, pan, tail)
+    scene.sharpen_window(model, ms, pan, (halo, ms_size - halo, halo, ms_size - halo),
+                         (0, ms_size, 0, ms_size), tail_tile)
 
 
 def child_conv(repeats):

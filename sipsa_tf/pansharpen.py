@@ -28,8 +28,10 @@ flags.DEFINE_integer("bits", 0, "Bits per sample: values are DN / (2^bits - 1). 
                      "4095, else 16 (int16: 15); float32 input needs it.")
 flags.DEFINE_float("nodata", None, "Nodata value (default: the PAN's GDAL_NODATA tag, if any). "
                    "Pixels where the PAN or any used MS band has it are nodata in the output.")
-flags.DEFINE_integer("tile", 1024, "Core tile side in PAN pixels (multiple of 16); sets the "
-                     "peak memory and the output's TIFF tile size.")
+flags.DEFINE_integer("tile", 2048, "Tile side in PAN pixels (multiple of 16): the output's "
+                     "TIFF tile size; the network's MS-resolution part runs on a tile plus halo.")
+flags.DEFINE_integer("tail_tile", 768, "Largest piece (PAN pixels) on which the network's "
+                     "PAN-resolution part runs; with --tile it sets the peak memory.")
 flags.DEFINE_integer("halo", 32, "Halo around each tile in MS pixels (>= the receptive field, "
                      "31).")
 flags.DEFINE_enum("out_type", "native", ["native", "float32"], "Output type: the input's type "
@@ -59,7 +61,7 @@ def main(argv):
         from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
         options = scene.SceneOptions(
             bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
-            tile=FLAGS.tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
+            tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
             aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
             preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress)
         summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,

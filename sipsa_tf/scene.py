@@ -9,12 +9,14 @@ extends the core by a halo of at least the receptive field on every side that is
 (windows are clipped to the scene, never padded, so the REFLECT/SAME padding at the scene edges is
 the whole image's). The output of the core therefore equals the whole-image output.
 
-The MS-resolution part of the network runs on the whole window; the PAN-resolution tail
-(16x more pixels per MS pixel, 57% of the FLOPs and most of the memory) runs only on the core
-plus :data:`TAIL_MARGIN` PAN pixels (its receptive field is 3 PAN pixels), which keeps the cost
-of the halo low. Inputs are read window by window (memory-mapped or decoded segment by segment),
-the output is written tile by tile into a temporary file renamed into place at the end, so peak
-memory depends on the tile size and not on the scene size.
+The network runs in two stages (:class:`TileModel`). Its MS-resolution part (43% of the FLOPs,
+little memory) runs on the whole window; its PAN-resolution tail (57% of the FLOPs, most of the
+memory: 64 channels at PAN resolution) runs only on the core, in pieces of at most ``tail_tile``
+PAN pixels, each grown by :data:`TAIL_MARGIN` PAN pixels (the tail's receptive field is 3 PAN
+pixels). Large tiles thus keep the halo's share of the work small while the pieces bound the
+memory. Inputs are read window by window (memory-mapped or decoded segment by segment), the output
+is written tile by tile into a temporary file renamed into place at the end, so peak memory
+depends on the tile sizes and not on the scene size.
 """
 import dataclasses
 import math
@@ -37,7 +39,8 @@ RECEPTIVE_FIELD_MS = 31
 DEFAULT_HALO_MS = 32
 # PAN pixels kept around a core for the PAN-resolution tail (receptive field 3 PAN pixels).
 TAIL_MARGIN = 4
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 2048
+DEFAULT_TAIL_TILE = 768
 SCAN_ROWS = 1024
 
 
@@ -56,6 +59,9 @@ class SceneOptions:
             else 16 (15 for int16); float32 input needs an explicit value).
         nodata: nodata value; None: the PAN's GDAL_NODATA tag, if any.
         tile: core tile side in PAN pixels (multiple of 16); also the output TIFF tile size.
+            The MS-resolution part of the network runs on the tile plus its halo.
+        tail_tile: largest piece side on which the PAN-resolution tail runs (sets the peak
+            memory together with ``tile``).
         halo: halo in MS pixels, at least :data:`RECEPTIVE_FIELD_MS`.
         out_type: "native" (the input's type; DN rounded and clipped) or "float32" (DN, unrounded).
         aligned_out: optional path of the aligned MS (same georeferencing and type as the output).
@@ -68,6 +74,7 @@ class SceneOptions:
     bits: int = 0
     nodata: float = None
     tile: int = DEFAULT_TILE
+    tail_tile: int = DEFAULT_TAIL_TILE
     halo: int = DEFAULT_HALO_MS
     out_type: str = "native"
     aligned_out: str = None
@@ -86,6 +93,8 @@ class SceneOptions:
                              % self.bits)
         if self.tile % 16 or self.tile < 64:
             raise SceneError("--tile must be a multiple of 16 and at least 64, got %d" % self.tile)
+        if self.tail_tile < 16:
+            raise SceneError("--tail_tile must be at least 16, got %d" % self.tail_tile)
         if self.halo < RECEPTIVE_FIELD_MS:
             raise SceneError("--halo must be at least the receptive field, %d MS pixels, got %d"
                              % (RECEPTIVE_FIELD_MS, self.halo))
@@ -136,37 +145,81 @@ def plan_tiles(height, width, core, halo):
             for cy, wy in rows for cx, wx in cols]
 
 
-def tail_box(core, window, tile, margin=TAIL_MARGIN):
-    """Where the PAN-resolution tail runs, and where the core lies in its result.
+def split(c0, c1, size):
+    """[c0, c1) cut into the fewest pieces of at most ``size``, of (almost) equal length."""
+    pieces = -(-(c1 - c0) // size)
+    step = -(-(c1 - c0) // pieces)
+    return [(a, min(c1, a + step)) for a in range(c0, c1, step)]
 
-    The tail is the core grown by ``margin`` PAN pixels, clipped to the window, and grown inside
-    the window to ``tile + 2 margin`` where possible (one tail shape for almost all tiles).
+
+def tail_box(sub, window, lengths, margin=TAIL_MARGIN):
+    """Where the PAN-resolution tail runs for one sub-tile, and where the sub-tile lies in it.
+
+    The tail is the sub-tile grown by ``margin`` pixels, clipped to the window, then grown inside
+    the window to ``lengths`` where possible (one tail shape for almost all sub-tiles).
 
     Args:
-        core, window: boxes (y0, y1, x0, x1) in MS pixels.
-        tile: the core tile side in PAN pixels.
-        margin: PAN pixels kept around the core (wherever the core edge is not the window edge).
+        sub, window: boxes (y0, y1, x0, x1) in PAN pixels of the scene.
+        lengths: (height, width) aimed at (the sub-tile sides + 2 margin).
+        margin: pixels kept around the sub-tile wherever its edge is not the window's edge.
 
     Returns:
-        (tail, crop): ``tail`` = (top, left, height, width) in PAN pixels relative to the window;
-        ``crop`` = (top, left, height, width) of the core relative to the tail.
+        (tail, crop): ``tail`` = (top, left, height, width) relative to the window;
+        ``crop`` = (top, left, height, width) of the sub-tile relative to the tail.
     """
     starts, sizes, crops = [], [], []
-    for c0, c1, w0, w1 in ((core[0], core[1], window[0], window[1]),
-                           (core[2], core[3], window[2], window[3])):
-        t0, t1 = _grow(SCALE * c0, SCALE * c1, margin, SCALE * w0, SCALE * w1,
-                       tile + 2 * margin)
-        starts.append(t0 - SCALE * w0)
+    for s0, s1, w0, w1, length in ((sub[0], sub[1], window[0], window[1], lengths[0]),
+                                   (sub[2], sub[3], window[2], window[3], lengths[1])):
+        t0, t1 = _grow(s0, s1, margin, w0, w1, length)
+        starts.append(t0 - w0)
         sizes.append(t1 - t0)
-        crops.append(SCALE * c0 - t0)
+        crops.append(s0 - t0)
     return ((starts[0], starts[1], sizes[0], sizes[1]),
-            (crops[0], crops[1], SCALE * (core[1] - core[0]), SCALE * (core[3] - core[2])))
+            (crops[0], crops[1], sub[1] - sub[0], sub[3] - sub[2]))
+
+
+def local_conv_bounded(features, kernel):
+    """The FAM (``ops.local_conv``) for inference with bounded memory.
+
+    ``ops.local_conv`` adds 81 products of shifted features; Grappler turns that chain into one
+    AddN, so all 81 (B, H, W, C) products are alive at once (81 x 85 MB for a 576 x 576 x 64 MS
+    window). Here each product is made only after the previous sum (control dependencies), so at
+    most a few are alive. Same terms summed in tap order; float32 rounding may differ from the
+    AddN's (tests/test_scene.py: <= 1e-6).
+
+    Args:
+        features: (B, H, W, C) float32; kernel: (B, H, W, 81) float32.
+
+    Returns:
+        (B, H, W, C) float32.
+    """
+    import tensorflow as tf
+    from sipsa_tf import ops
+    half = ops.FAM_KERNEL // 2
+    padded = tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]])
+    out = None
+    for tap, dy, dx in ops._fam_taps():  # pylint: disable=protected-access
+        with tf.control_dependencies([] if out is None else [out]):
+            term = kernel[..., tap:tap + 1] * ops._shifted_window(  # pylint: disable=protected-access
+                padded, dy, dx, half)
+        out = term if out is None else out + term
+    return out
+
+
+# What the PAN-resolution tail takes from the rest of the graph, in the order model.forward hands
+# it to its pan_window hook, with channel counts: the network's depth_to_space output, the
+# normalised PAN, the MS statistics and the aligned MS at PAN resolution.
+TAIL_INPUTS = (("u", 4), ("pan_n", 1), ("up_mean", 3), ("up_std", 3), ("aligned_up", 3))
 
 
 class TileModel:
-    """SIPSA-Net for one window at a time, PAN-resolution tail on a sub-window.
+    """SIPSA-Net in two stages: MS-resolution part on a window, PAN-resolution tail on pieces.
 
-    One graph and session, built once and finalised; windows of any size share it.
+    One graph and session, built once and finalised; windows of any size share it. The graph is
+    ``model.forward`` with its ``pan_window`` hook replacing each PAN-resolution tensor that the
+    tail takes (:data:`TAIL_INPUTS`) by a placeholder: :meth:`features` fetches those tensors for
+    a window (running only the MS-resolution part), :meth:`tail` feeds crops of them back and
+    runs only the tail. Same operations as the whole graph, so the numbers are the same.
 
     Args:
         checkpoint: prefix or directory; None initialises the weights randomly (with ``seed``).
@@ -184,13 +237,21 @@ class TileModel:
                 tf.compat.v1.set_random_seed(seed)
             self._ms = tf.compat.v1.placeholder(tf.float32, [None, None, 3], "ms")
             self._pan = tf.compat.v1.placeholder(tf.float32, [None, None], "pan")
-            self._tail = tf.compat.v1.placeholder(tf.int32, [4], "tail")
-            top, left, height, width = tf.unstack(self._tail)
+            handed, fed = [], []
 
-            def cut(t):
-                return t[:, top:top + height, left:left + width, :]
+            def substitute(t):
+                name, channels = TAIL_INPUTS[len(handed)]
+                assert t.shape.as_list()[-1] == channels, (name, t.shape)
+                handed.append(t[0])
+                fed.append(tf.compat.v1.placeholder(tf.float32, [None, None, channels], name))
+                return fed[-1][None]
 
-            fwd = model.forward(self._ms[None], self._pan[None, :, :, None], pan_window=cut)
+            fwd = model.forward(self._ms[None], self._pan[None, :, :, None],
+                                fam=local_conv_bounded, pan_window=substitute)
+            assert len(handed) == len(TAIL_INPUTS)
+            names = [name for name, _ in TAIL_INPUTS]
+            self._handed = dict(zip(names, handed))
+            self._fed = dict(zip(names, fed))
             self._output = tf.clip_by_value(fwd.output[0], 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned[0], 0.0, 1.0)
             self.variables = network.network_variables(self.graph)
@@ -208,27 +269,84 @@ class TileModel:
                     raise
         self.graph.finalize()
 
-    def __call__(self, ms, pan, tail, aligned=False):
-        """Runs one window.
+    def features(self, ms, pan, aligned=False):
+        """Runs the MS-resolution part on a window.
 
         Args:
             ms: (h, w, 3) float32 window, DN / (2^bits - 1); h, w >= 5.
             pan: (4h, 4w) float32 window, same scale.
-            tail: (top, left, height, width) in PAN pixels: where the output is computed.
-            aligned: also return the aligned MS.
+            aligned: also return what the aligned MS needs.
+
+        Returns:
+            dict name -> (4h, 4w, channels) float32, the tail's inputs (:data:`TAIL_INPUTS`).
+        """
+        names = [n for n, _ in TAIL_INPUTS if aligned or n != "aligned_up"]
+        values = self.session.run([self._handed[n] for n in names],
+                                  {self._ms: ms, self._pan: pan})
+        return dict(zip(names, values))
+
+    def tail(self, features, box, aligned=False):
+        """Runs the PAN-resolution tail on ``box`` = (top, left, height, width) of the window.
 
         Returns:
             output (height, width, 3) float32 in [0, 1], and the aligned MS of the same shape
             (or None).
         """
-        feed = {self._ms: ms, self._pan: pan, self._tail: np.asarray(tail, np.int32)}
+        top, left, height, width = box
+        feed = {self._fed[n]: v[top:top + height, left:left + width]
+                for n, v in features.items()}
         if aligned:
             return tuple(self.session.run([self._output, self._aligned], feed))
         return self.session.run(self._output, feed), None
 
+    def __call__(self, ms, pan, box, aligned=False):
+        """:meth:`features` of a window, then :meth:`tail` on ``box`` of it."""
+        return self.tail(self.features(ms, pan, aligned), box, aligned)
+
     def close(self):
         """Releases the session."""
         self.session.close()
+
+
+def _pieces(core, tail_tile):
+    """The tail's sub-tiles of a core (MS box): (list of PAN boxes, (height, width) of a tail)."""
+    rows = split(SCALE * core[0], SCALE * core[1], tail_tile)
+    cols = split(SCALE * core[2], SCALE * core[3], tail_tile)
+    lengths = tuple(pieces[0][1] - pieces[0][0] + 2 * TAIL_MARGIN for pieces in (rows, cols))
+    return [(y0, y1, x0, x1) for y0, y1 in rows for x0, x1 in cols], lengths
+
+
+def sharpen_window(tile_model, ms, pan, core, window, tail_tile, aligned=False, on_piece=None):
+    """SIPSA-Net output (and aligned MS) on the core of one window.
+
+    Args:
+        tile_model: a :class:`TileModel`.
+        ms: (h, w, 3) float32 MS of the window, DN / (2^bits - 1).
+        pan: (4h, 4w) float32 PAN of the window, same scale.
+        core, window: boxes (y0, y1, x0, x1) in MS pixels of the scene; the window holds the
+            core and a halo of at least the receptive field wherever it is not the scene edge.
+        tail_tile: largest side of the pieces on which the PAN-resolution tail runs.
+        aligned: also compute the aligned MS.
+        on_piece: optional callback ``on_piece(pixels)`` after each piece.
+
+    Returns:
+        (output, aligned or None): (4 core height, 4 core width, 3) float32 in [0, 1].
+    """
+    features = tile_model.features(ms, pan, aligned)
+    pan_window = tuple(SCALE * v for v in window)
+    shape = (SCALE * (core[1] - core[0]), SCALE * (core[3] - core[2]), MS_BANDS)
+    results = [np.empty(shape, np.float32), np.empty(shape, np.float32) if aligned else None]
+    boxes, lengths = _pieces(core, tail_tile)
+    for sub in boxes:
+        box, crop = tail_box(sub, pan_window, lengths)
+        at = (slice(sub[0] - SCALE * core[0], sub[1] - SCALE * core[0]),
+              slice(sub[2] - SCALE * core[2], sub[3] - SCALE * core[2]))
+        for result, values in zip(results, tile_model.tail(features, box, aligned)):
+            if result is not None:
+                result[at] = values[crop[0]:crop[0] + crop[2], crop[1]:crop[1] + crop[3]]
+        if on_piece is not None:
+            on_piece(crop[2] * crop[3])
+    return tuple(results)
 
 
 def _auto_bits(dtype, max_value):
@@ -435,30 +553,36 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             preview = (_Preview(options.preview, pan.height, pan.width, options.preview_size)
                        if options.preview else None)
             tiles = plan_tiles(ms.height, ms.width, options.tile // SCALE, options.halo)
-            progress = Progress(len(tiles), desc="pansharpen", stream=stream,
+            pieces = [len(_pieces(core, options.tail_tile)[0]) for core, _ in tiles]
+            progress = Progress(sum(pieces), desc="pansharpen", stream=stream,
                                 mode=options.progress)
             scale = float(2 ** bits - 1)
-            start, megapixels = time.time(), 0.0
+            start, megapixels, pieces_done = time.time(), 0.0, 0
             for done, (core, window) in enumerate(tiles, 1):
                 ms_win = ms.read(window[0], window[1], window[2], window[3], bands)
                 pan_win = pan.read(*(SCALE * v for v in window))
-                tail, crop = tail_box(core, window, options.tile)
-                results = tile_model(np.nan_to_num(ms_win.astype(np.float32) / scale),
-                                     np.nan_to_num(pan_win[..., 0].astype(np.float32) / scale),
-                                     tail, aligned=options.aligned_out is not None)
+
+                def piece_done(pixels):
+                    nonlocal megapixels, pieces_done
+                    megapixels, pieces_done = megapixels + pixels / 1e6, pieces_done + 1
+                    progress.update(pieces_done, "%.3f MPix/s"
+                                    % (megapixels / max(time.time() - start, 1e-9)))
+
+                results = sharpen_window(
+                    tile_model, np.nan_to_num(ms_win.astype(np.float32) / scale),
+                    np.nan_to_num(pan_win[..., 0].astype(np.float32) / scale), core, window,
+                    options.tail_tile, aligned=options.aligned_out is not None,
+                    on_piece=piece_done)
                 # Core of the window, in window coordinates (MS and PAN), for the nodata mask.
                 ry, rx = core[0] - window[0], core[2] - window[2]
+                ch, cw = core[1] - core[0], core[3] - core[2]
                 invalid = _invalid_mask(
-                    pan_win[SCALE * ry:SCALE * ry + crop[2], SCALE * rx:SCALE * rx + crop[3]],
-                    ms_win[ry:ry + crop[2] // SCALE, rx:rx + crop[3] // SCALE], nodata)
+                    pan_win[SCALE * ry:SCALE * (ry + ch), SCALE * rx:SCALE * (rx + cw)],
+                    ms_win[ry:ry + ch, rx:rx + cw], nodata)
                 for i, values in enumerate(r for r in results if r is not None):
-                    values = values[crop[0]:crop[0] + crop[2], crop[1]:crop[1] + crop[3]]
                     sinks[i].put(encode(values, invalid))
                     if i == 0 and preview is not None:
                         preview.add(SCALE * core[0], SCALE * core[2], values, invalid)
-                megapixels += crop[2] * crop[3] / 1e6
-                progress.update(done, "%.3f MPix/s" % (megapixels / max(time.time() - start,
-                                                                         1e-9)))
                 if on_tile is not None:
                     on_tile(done, len(tiles))
             for sink in sinks:

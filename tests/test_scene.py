@@ -88,14 +88,27 @@ def test_plan_covers_the_scene_once_with_the_halo(n, core, halo):
         assert c0 - w0 >= halo or w0 == 0
         assert w1 - c1 >= halo or w1 == n
         assert w1 - w0 == min(n, core + 2 * halo)  # one window size for all tiles
-        tail, crop = scene.tail_box((c0, c1, c0, c1), (w0, w1, w0, w1), 4 * core)
-        t0, t1 = 4 * w0 + tail[0], 4 * w0 + tail[0] + tail[2]
-        assert 4 * w0 <= t0 <= 4 * c0 < 4 * c1 <= t1 <= 4 * w1
-        assert 4 * c0 - t0 >= scene.TAIL_MARGIN or t0 == 4 * w0
-        assert t1 - 4 * c1 >= scene.TAIL_MARGIN or t1 == 4 * w1
-        assert t1 - t0 == min(4 * (w1 - w0), 4 * core + 2 * scene.TAIL_MARGIN)
-        assert crop == (4 * c0 - t0, 4 * c0 - t0, 4 * (c1 - c0), 4 * (c1 - c0))
     np.testing.assert_array_equal(covered, 1)
+
+
+@pytest.mark.parametrize("c0,c1,w0,w1,piece", [(0, 96, 0, 224, 40), (128, 256, 0, 384, 50),
+                                               (350, 400, 222, 400, 64), (0, 40, 0, 40, 64)])
+def test_tail_pieces_cover_the_core_with_their_margin(c0, c1, w0, w1, piece):
+    """Pieces of a core [c0, c1) in a window [w0, w1) (PAN pixels, both axes alike)."""
+    pieces = scene.split(c0, c1, piece)
+    covered = np.zeros(c1, int)
+    length = pieces[0][1] - pieces[0][0] + 2 * scene.TAIL_MARGIN
+    for s0, s1 in pieces:
+        covered[s0:s1] += 1
+        assert s1 - s0 <= piece
+        tail, crop = scene.tail_box((s0, s1, s0, s1), (w0, w1, w0, w1), (length, length))
+        t0, t1 = w0 + tail[0], w0 + tail[0] + tail[2]
+        assert w0 <= t0 <= s0 < s1 <= t1 <= w1
+        assert s0 - t0 >= scene.TAIL_MARGIN or t0 == w0
+        assert t1 - s1 >= scene.TAIL_MARGIN or t1 == w1
+        assert t1 - t0 == min(w1 - w0, length)  # one tail shape
+        assert crop == (s0 - t0, s0 - t0, s1 - s0, s1 - s0)
+    np.testing.assert_array_equal(covered[c0:], 1)
 
 
 def test_receptive_field_is_within_the_halo(whole):
@@ -124,8 +137,8 @@ def test_tiled_equals_whole_image(tmp_path, rng, tile_model, whole):
     ms, pan = _scene(rng, 60, 70, 4, 2047, np.uint16)
     pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
     out, aligned = str(tmp_path / "out.tif"), str(tmp_path / "aligned.tif")
-    opts = scene.SceneOptions(bands=(3, 1, 4), tile=96, out_type="float32", aligned_out=aligned,
-                              progress="off")
+    opts = scene.SceneOptions(bands=(3, 1, 4), tile=96, tail_tile=40, out_type="float32",
+                              aligned_out=aligned, progress="off")
     summary = scene.pansharpen_scene(None, pan_path, ms_path, out, opts, tile_model=tile_model)
     assert summary["tiles"] == 9 and summary["bits"] == 11
     ref = whole(ms[..., [2, 0, 3]] / np.float32(2047), pan / np.float32(2047))
@@ -134,9 +147,8 @@ def test_tiled_equals_whole_image(tmp_path, rng, tile_model, whole):
     assert np.abs(got - ref["output"]).max() <= 1e-4
     assert np.abs(tifffile.imread(aligned) / 2047.0 - ref["aligned"]).max() <= 1e-4
     # The halo matters: a tile computed without it differs from the whole image near its edge.
-    tail, crop = scene.tail_box((0, 24, 0, 24), (0, 24, 0, 24), 96)
     alone, _ = tile_model(ms[:24, :24][..., [2, 0, 3]] / np.float32(2047),
-                          pan[:96, :96] / np.float32(2047), tail)
+                          pan[:96, :96] / np.float32(2047), (0, 0, 96, 96))
     assert np.abs(alone - ref["output"][:96, :96]).max() > 1e-3
 
 
@@ -290,3 +302,16 @@ def test_sigint_to_the_command_leaves_nothing(tmp_path, rng, checkpoint):
     assert proc.returncode == 130, err[-2000:]
     assert b"interrupted; no output written" in err
     assert sorted(os.listdir(str(tmp_path))) == before
+
+
+def test_bounded_fam_equals_the_lean_fam(rng):
+    """scene.local_conv_bounded == ops.local_conv (the FAM, tested against NumPy in test_ops)."""
+    from conftest import run_graph
+    from sipsa_tf import ops
+    features = rng.standard_normal((1, 13, 17, 64)).astype(np.float32)
+    kernel = rng.random((1, 13, 17, 81)).astype(np.float32)
+    kernel /= kernel.sum(axis=-1, keepdims=True)
+    ours, lean = run_graph(lambda f, k: (scene.local_conv_bounded(f, k), ops.local_conv(f, k)),
+                           features, kernel)
+    assert np.abs(ours - lean).max() <= 1e-6
+    assert np.abs(lean).max() > 0.1
