@@ -80,7 +80,7 @@ def child_tiled(n, repeats, tile):
         def run():
             return scene.pansharpen_scene(None, pan_path, ms_path, out, options, tile_model=model)
 
-        if n > 2 * tile:  # many same-shape tiles: warm up on one tile-sized scene instead
+        if n >= 2 * tile:  # several same-shape tiles: warm up on one tile-sized window instead
             _warm_tile(model, tile // 4 + 2 * options.halo, options.tail_tile)
             seconds = min(run()["seconds"] for _ in range(max(1, repeats - 1)))
         else:
@@ -218,8 +218,8 @@ def main():
           "%.1f k (used below); Gaussian normalisation %.1f k; elementwise %.1f k; all %.1f k"
           % tuple(flops[k] / 1e3 for k in ("conv", "fam", "conv_fam", "depthwise",
                                              "elementwise", "total")))
-    print("reference: 3x3 64->64 tf.nn.conv2d at %d^2: %.2f s, %.1f GFLOP/s, RSS %.2f GB"
-          % (REF_SIZE, conv["seconds"], conv["gflops"], conv["rss_gb"]))
+    print("reference (start of run): 3x3 64->64 tf.nn.conv2d at %d^2: %.2f s, %.1f GFLOP/s"
+          % (REF_SIZE, conv["seconds"], conv["gflops"]))
     configs = [("whole", n, args.tile) for n in sizes] + [("literal", n, args.tile) for n in sizes] \
         + [("tiled", n, args.tile) for n in sizes]
     if 1024 in sizes and args.tile > 512:
@@ -268,6 +268,9 @@ def main():
     if rate("tiled", 4096) and rate("tiled", 1024, 512):
         print("  tiled 4096^2 / tiled 1024^2 (tile 512): %.2f"
               % (rate("tiled", 4096) / rate("tiled", 1024, 512)))
+    conv_end = _spawn("conv", repeats=args.repeats)
+    print("  reference conv2d at the end of the run: %.1f GFLOP/s (start: %.1f; the difference "
+          "is the machine's load changing)" % (conv_end["gflops"], conv["gflops"]))
     peak = max((r["rss_gb"] for (k, _, _), r in results.items() if k == "tiled" and "rss_gb" in r),
                default=float("nan"))
     print("  peak RSS of the tiled tool over all sizes: %.2f GB" % peak)

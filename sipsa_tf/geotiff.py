@@ -249,8 +249,8 @@ class _Abort(Exception):
 class TiffSink:
     """Writes a tiled, deflate-compressed (Geo)TIFF tile by tile, atomically.
 
-    Tiles are ``put`` in row-major order of a grid of ``tile`` x ``tile`` pixels (edge tiles may
-    be smaller). A background thread encodes and writes them to a temporary file beside ``path``;
+    Tiles are ``put`` in row-major order of a grid of ``tile`` pixels (edge tiles may be
+    smaller). A background thread encodes and writes them to a temporary file beside ``path``;
     at most ``depth`` tiles wait in memory. :meth:`commit` renames the file to ``path``;
     :meth:`abort` (or any failure) deletes it.
 
@@ -258,7 +258,7 @@ class TiffSink:
         path: final output path.
         shape: (height, width, bands) of the image.
         dtype: NumPy dtype written.
-        tile: tile side in pixels (multiple of 16).
+        tile: tile side in pixels, or (height, width); multiples of 16.
         extratags: tifffile extratags (see :func:`extratags`).
         depth: queue length.
     """
@@ -270,7 +270,8 @@ class TiffSink:
         self._error = None
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         photometric = "rgb" if shape[-1] == 3 else "minisblack"
-        kwargs = dict(shape=tuple(shape), dtype=np.dtype(dtype), tile=(tile, tile),
+        tile = (tile, tile) if np.isscalar(tile) else tuple(tile)
+        kwargs = dict(shape=tuple(shape), dtype=np.dtype(dtype), tile=tile,
                       compression="zlib", photometric=photometric, planarconfig="contig",
                       extratags=list(extratags), metadata=None, bigtiff=nbytes > BIGTIFF_BYTES)
         self._thread = threading.Thread(target=self._write, args=(kwargs,), daemon=True)

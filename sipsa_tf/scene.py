@@ -547,9 +547,11 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             encode = _Encoder(bits, out_dtype, nodata)
             tags = geotiff.extratags(pan.geo_tags, nodata)
             shape = (pan.height, pan.width, MS_BANDS)
+            # TIFF tiles = core tiles; no larger than the scene (rounded up to 16) on either axis.
+            tiff_tile = tuple(min(options.tile, -(-n // 16) * 16) for n in shape[:2])
             for path in (out_path, options.aligned_out):
                 if path:
-                    sinks.append(geotiff.TiffSink(path, shape, out_dtype, options.tile, tags))
+                    sinks.append(geotiff.TiffSink(path, shape, out_dtype, tiff_tile, tags))
             preview = (_Preview(options.preview, pan.height, pan.width, options.preview_size)
                        if options.preview else None)
             tiles = plan_tiles(ms.height, ms.width, options.tile // SCALE, options.halo)

@@ -144,6 +144,8 @@ def test_tiled_equals_whole_image(tmp_path, rng, tile_model, whole):
     ref = whole(ms[..., [2, 0, 3]] / np.float32(2047), pan / np.float32(2047))
     got = tifffile.imread(out) / 2047.0
     assert got.shape == (240, 280, 3)
+    with tifffile.TiffFile(out) as tif:
+        assert (tif.pages.first.tilelength, tif.pages.first.tilewidth) == (96, 96)
     assert np.abs(got - ref["output"]).max() <= 1e-4
     assert np.abs(tifffile.imread(aligned) / 2047.0 - ref["aligned"]).max() <= 1e-4
     # The halo matters: a tile computed without it differs from the whole image near its edge.
@@ -196,6 +198,7 @@ def test_output_carries_the_pan_georeferencing(tmp_path, rng, tile_model, transf
             if code in a.pages.first.tags:
                 assert a.pages.first.tags[code].value == b.pages.first.tags[code].value
         assert b.pages.first.is_tiled and b.pages.first.tilewidth == 64
+        assert b.pages.first.tilelength == 64
         assert b.pages.first.geotiff_tags["ProjectedCSTypeGeoKey"] == 32633
     if shutil.which("gdalinfo"):
         assert _gdal_geo(out)[:2] == _gdal_geo(pan_path)[:2]
@@ -209,9 +212,11 @@ def test_nodata_is_honoured(tmp_path, rng, tile_model):
     pan[40:44, 50:60] = 0    # PAN nodata
     pan_path, ms_path = _write_pair(str(tmp_path), ms, pan, [(42113, "s", 0, "0", True)])
     out = str(tmp_path / "out.tif")
-    scene.pansharpen_scene(None, pan_path, ms_path, out,
-                           scene.SceneOptions(tile=64, progress="off"), tile_model=tile_model)
-    got = tifffile.imread(out)
+    scene.pansharpen_scene(None, pan_path, ms_path, out, scene.SceneOptions(progress="off"),
+                           tile_model=tile_model)
+    with tifffile.TiffFile(out) as tif:  # default tile 2048, cut down to the 80 x 96 scene
+        assert (tif.pages.first.tilelength, tif.pages.first.tilewidth) == (80, 96)
+        got = tif.pages.first.asarray()
     invalid = np.zeros(pan.shape, bool)
     invalid[0:12, 0:8] = True
     invalid[40:44, 50:60] = True
