@@ -178,11 +178,11 @@ def _plant_interrupted_saves(log_dir):
     return sorted(leftovers) + ["model.ckpt-3.data-00000-of-00001"]
 
 
-@pytest.mark.parametrize("interrupted", [False, True], ids=["resume", "killed_mid_save"])
-def test_restart_resumes_step_and_optimizer_state(scenes, run_to_2, tmp_path, interrupted):
+def test_restart_after_a_kill_mid_save_resumes_step_and_optimizer_state(scenes, run_to_2,
+                                                                         tmp_path):
     log_dir = str(tmp_path / "log")
     shutil.copytree(run_to_2, log_dir)
-    planted = _plant_interrupted_saves(log_dir) if interrupted else []
+    planted = _plant_interrupted_saves(log_dir)
     saved = _values(os.path.join(log_dir, "model.ckpt-2"))
     history = _train(_config(scenes, log_dir, max_steps=4))
     assert history["resumed_from"] == os.path.join(log_dir, "model.ckpt-2")
@@ -197,7 +197,7 @@ def test_restart_resumes_step_and_optimizer_state(scenes, run_to_2, tmp_path, in
         log = f.read()
     assert "resumed from %s (global step 2)" % os.path.join(log_dir, "model.ckpt-2") in log
     assert "epcIndex 2 |iter 4 |train " in log
-    assert ("removed leftovers of an interrupted save: " in log) == interrupted
+    assert "removed leftovers of an interrupted save: " in log
     resumed = _values(os.path.join(log_dir, "model.ckpt-4"))
     assert int(resumed["global_step"]) == 4
     # The beta powers continue from the saved ones (fresh ones would be 0.9^3, 0.999^3) ...
