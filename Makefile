@@ -66,4 +66,13 @@ evaluate: $(INSTALL_DEP)
 	  $(if $(eval_checkpoint),--checkpoint=$(eval_checkpoint)) --adapt_steps=$(ADAPT_STEPS) \
 	  --out_dir=$(EVAL_DIR) $(FLAGS)
 
+# make pansharpen    PAN=pan.tif MS=ms.tif OUT=out.tif [CHECKPOINT=$(BUNDLED_CHECKPOINT)]
+#                   [FLAGS="--bands=5,3,2 --preview=out.png"]: pan-sharpens a (Geo)TIFF scene tile by
+#                   tile (python -m sipsa_tf.pansharpen --help lists the flags).
+.PHONY: pansharpen
+
+pansharpen: $(INSTALL_DEP)
+	$(PY) -m sipsa_tf.pansharpen --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
+	  --pan=$(PAN) --ms=$(MS) --out=$(OUT) $(FLAGS)
+
 -include docker/docker.mk

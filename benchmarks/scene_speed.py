@@ -8,8 +8,8 @@ Prints, in one run, PAN megapixels per second and peak RSS for square PAN scenes
 - ``literal``: ``Pansharpener(literal=True)``, the original's formulation (FAM through an explicit
   81-tap patch tensor), one image;
 - ``tiled``: the scene tool :func:`sipsa_tf.scene.pansharpen_scene`, GeoTIFF to GeoTIFF, default
-  tile 1024 and halo 32 MS pixels (reading, halo, writing all included); at 1024^2 also with
-  ``--tile 512`` so that the halo is paid there too.
+  tile 2048, tail pieces 768 and halo 32 MS pixels (reading, halo, writing all included); at
+  1024^2 also with tile 512 (2 x 2 tiles) so that the halo is paid there too.
 
 Each configuration runs in a fresh subprocess (its peak RSS, ``ru_maxrss``, includes TensorFlow
 itself); the first call at a size is a warm-up and the best of ``--repeats`` timed calls is kept.
@@ -203,10 +203,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="512,1024,4096")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--tile", type=int, default=None, help="default: the tool's (2048)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.tile is None:
+        from sipsa_tf import scene  # no TensorFlow import
+        args.tile = scene.DEFAULT_TILE
     if args.child:
         args.kind = args.child
         return run_child(args)
@@ -220,8 +223,7 @@ def main():
                                              "elementwise", "total")))
     print("reference (start of run): 3x3 64->64 tf.nn.conv2d at %d^2: %.2f s, %.1f GFLOP/s"
           % (REF_SIZE, conv["seconds"], conv["gflops"]))
-    configs = [("whole", n, args.tile) for n in sizes] + [("literal", n, args.tile) for n in sizes] \
-        + [("tiled", n, args.tile) for n in sizes]
+    configs = [(kind, n, args.tile) for kind in ("whole", "literal", "tiled") for n in sizes]
     if 1024 in sizes and args.tile > 512:
         configs.append(("tiled", 1024, 512))
     results = {}
@@ -259,7 +261,8 @@ def main():
     for n in sizes:
         for kind in ("whole", "tiled"):
             if rate(kind, n) and rate("literal", n):
-                print("  %s / literal at %d^2: %.2fx" % (kind, n, rate(kind, n) / rate("literal", n)))
+                print("  %s / literal at %d^2: %.2fx"
+                      % (kind, n, rate(kind, n) / rate("literal", n)))
     if rate("tiled", 1024, 512) and rate("literal", 1024):
         print("  tiled (tile 512, 2x2 tiles with halo) / literal at 1024^2: %.2fx"
               % (rate("tiled", 1024, 512) / rate("literal", 1024)))

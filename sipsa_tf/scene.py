@@ -198,10 +198,10 @@ def local_conv_bounded(features, kernel):
     half = ops.FAM_KERNEL // 2
     padded = tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]])
     out = None
-    for tap, dy, dx in ops._fam_taps():  # pylint: disable=protected-access
+    # The tap table and shifted windows of ops.local_conv itself, so the terms are the same.
+    for tap, dy, dx in ops._fam_taps():
         with tf.control_dependencies([] if out is None else [out]):
-            term = kernel[..., tap:tap + 1] * ops._shifted_window(  # pylint: disable=protected-access
-                padded, dy, dx, half)
+            term = kernel[..., tap:tap + 1] * ops._shifted_window(padded, dy, dx, half)
         out = term if out is None else out + term
     return out
 
