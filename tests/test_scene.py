@@ -320,3 +320,20 @@ def test_bounded_fam_equals_the_lean_fam(rng):
                            features, kernel)
     assert np.abs(ours - lean).max() <= 1e-6
     assert np.abs(lean).max() > 0.1
+
+
+def test_real_landsat_pair_at_ratio_2_is_refused(tmp_path, checkpoint):
+    """Landsat 8 (../shared/data): PAN 668 x 935 at twice the MS resolution, not four times."""
+    from conftest import require_shared
+    folder = require_shared("data", "landsat8_cc0")
+    stem = os.path.join(folder, "LC08_L1TP_017051_20151205_20200908_02_T1_B")
+    ms = np.stack([tifffile.imread(stem + band + ".TIF") for band in "432"], axis=-1)
+    ms_path = str(tmp_path / "ms.tif")
+    tifffile.imwrite(ms_path, ms, photometric="rgb")
+    res = _cli("--checkpoint=" + checkpoint, "--pan=" + stem + "8.TIF", "--ms=" + ms_path,
+               "--out=" + str(tmp_path / "out.tif"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        "error: %s8.TIF is 668 x 935 pixels (rows x columns) but must be exactly 4x %s "
+        "(334 x 468), i.e. 1336 x 1872: off by -668 rows and -937 columns" % (stem, ms_path)]
+    assert os.listdir(str(tmp_path)) == ["ms.tif"]
