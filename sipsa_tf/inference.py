@@ -11,6 +11,32 @@ import tensorflow as tf
 from sipsa_tf import checkpoints, losses, metrics, model, network, ops, validation
 
 
+def make_session_config(threads=0, inter_op=True):
+    """Session options used by the package: thread counts and Grappler's remapper off.
+
+    On the graphs that compute the original's test metrics the remapper fails after the
+    arithmetic optimiser's rewrite and logs ``remapper failed: INVALID_ARGUMENT: Mutation::Apply
+    error`` (the change is discarded). Turning it off removes the message and changes no number
+    (tests/test_train.py compares losses, weights after AdamW steps and test outputs).
+
+    Args:
+        threads: intra-op threads (and inter-op threads if ``inter_op``); 0: TensorFlow's
+            default.
+        inter_op: also set the inter-op thread count.
+
+    Returns:
+        A ``tf.compat.v1.ConfigProto``.
+    """
+    from tensorflow.core.protobuf import rewriter_config_pb2
+    proto = tf.compat.v1.ConfigProto()
+    if threads > 0:
+        proto.intra_op_parallelism_threads = threads
+        if inter_op:
+            proto.inter_op_parallelism_threads = threads
+    proto.graph_options.rewrite_options.remapping = rewriter_config_pb2.RewriterConfig.OFF
+    return proto
+
+
 class Pansharpener:
     """SIPSA-Net restored from a checkpoint.
 
@@ -31,7 +57,7 @@ class Pansharpener:
         literal: build the original's literal formulation (FAM through an explicit patch tensor,
             loss through the stacked 98 x B tensor). Same numbers, more memory; for benchmarks.
         seed: graph-level random seed for the random initialisation.
-        session_config: optional ``tf.compat.v1.ConfigProto``.
+        session_config: optional ``tf.compat.v1.ConfigProto`` (default: :func:`make_session_config`).
 
     Raises:
         CheckpointError (a ValueError): checkpoint missing, unreadable, or with missing or
@@ -55,7 +81,8 @@ class Pansharpener:
             self._loss = losses.sipsa_loss(fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
                                            per_sample=per_sample, literal=literal)["loss"]
             self.variables = network.network_variables(self.graph)
-            self.session = tf.compat.v1.Session(graph=self.graph, config=session_config)
+            self.session = tf.compat.v1.Session(
+                graph=self.graph, config=session_config or make_session_config())
             if self.checkpoint is None:
                 self.session.run(tf.compat.v1.variables_initializer(self.variables))
             else:

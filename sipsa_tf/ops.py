@@ -158,13 +158,26 @@ def local_conv_literal(features, kernel):
     return tf.reduce_sum(patches * weights, axis=3)
 
 
-def _local_conv_forward(features, kernel, half):
-    fp = tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]])
+def _sequential_sum(term_fns):
+    """Sums ``fn()`` over ``term_fns`` in order, each term made only after the previous sum.
+
+    The control dependencies keep Grappler from merging the chain of adds into one AddN that
+    would hold every term in memory at once (81 feature maps for the FAM); at most a few terms
+    are alive. Same terms, same order, so the float32 sum is the plain left-to-right one.
+    """
     out = None
-    for tap, dy, dx in _fam_taps(2 * half + 1):
-        term = kernel[..., tap:tap + 1] * _shifted_window(fp, dy, dx, half)
+    for fn in term_fns:
+        with tf.control_dependencies([] if out is None else [out]):
+            term = fn()
         out = term if out is None else out + term
     return out
+
+
+def _local_conv_forward(features, kernel, half):
+    fp = tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]])
+    return _sequential_sum(
+        (lambda t=tap, y=dy, x=dx: kernel[..., t:t + 1] * _shifted_window(fp, y, x, half))
+        for tap, dy, dx in _fam_taps(2 * half + 1))
 
 
 @tf.custom_gradient
@@ -181,12 +194,11 @@ def _local_conv_lean(features, kernel):
              for _, dy, dx in taps], axis=3)
         gp = tf.pad(upstream, [[0, 0], [half, half], [half, half], [0, 0]])
         kp = tf.pad(kernel, [[0, 0], [half, half], [half, half], [0, 0]])
-        d_features = None
-        for tap, dy, dx in taps:
-            # f[p] receives K[p - d, t] * g[p - d] for every output pixel p - d that reads it.
-            term = (_shifted_window(kp[..., tap:tap + 1], -dy, -dx, half)
-                    * _shifted_window(gp, -dy, -dx, half))
-            d_features = term if d_features is None else d_features + term
+        # f[p] receives K[p - d, t] * g[p - d] for every output pixel p - d that reads it.
+        d_features = _sequential_sum(
+            (lambda t=tap, y=dy, x=dx: _shifted_window(kp[..., t:t + 1], -y, -x, half)
+             * _shifted_window(gp, -y, -x, half))
+            for tap, dy, dx in taps)
         return d_features, d_kernel
 
     return out, grad
@@ -197,7 +209,8 @@ def local_conv(features, kernel):
 
     Same result as :func:`local_conv_literal` (tested), built from 81 shifted multiply-adds with
     a matching hand-written gradient, so that neither the forward pass nor backpropagation keeps
-    an (H, W, 81, C) tensor.
+    an (H, W, 81, C) tensor; the products are summed one after another, so only a few
+    (H, W, C) maps are alive at a time.
 
     Args:
         features: (B, H, W, C) float32 tensor.

@@ -178,34 +178,6 @@ def tail_box(sub, window, lengths, margin=TAIL_MARGIN):
             (crops[0], crops[1], sub[1] - sub[0], sub[3] - sub[2]))
 
 
-def local_conv_bounded(features, kernel):
-    """The FAM (``ops.local_conv``) for inference with bounded memory.
-
-    ``ops.local_conv`` adds 81 products of shifted features; Grappler turns that chain into one
-    AddN, so all 81 (B, H, W, C) products are alive at once (81 x 85 MB for a 576 x 576 x 64 MS
-    window). Here each product is made only after the previous sum (control dependencies), so at
-    most a few are alive. Same terms summed in tap order; float32 rounding may differ from the
-    AddN's (tests/test_scene.py: <= 1e-6).
-
-    Args:
-        features: (B, H, W, C) float32; kernel: (B, H, W, 81) float32.
-
-    Returns:
-        (B, H, W, C) float32.
-    """
-    import tensorflow as tf
-    from sipsa_tf import ops
-    half = ops.FAM_KERNEL // 2
-    padded = tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]])
-    out = None
-    # The tap table and shifted windows of ops.local_conv itself, so the terms are the same.
-    for tap, dy, dx in ops._fam_taps():
-        with tf.control_dependencies([] if out is None else [out]):
-            term = kernel[..., tap:tap + 1] * ops._shifted_window(padded, dy, dx, half)
-        out = term if out is None else out + term
-    return out
-
-
 # What the PAN-resolution tail takes from the rest of the graph, in the order model.forward hands
 # it to its pan_window hook, with channel counts: the network's depth_to_space output, the
 # normalised PAN, the MS statistics and the aligned MS at PAN resolution.
@@ -229,7 +201,7 @@ class TileModel:
 
     def __init__(self, checkpoint, threads=0, seed=None):
         import tensorflow as tf
-        from sipsa_tf import checkpoints, model, network
+        from sipsa_tf import checkpoints, inference, model, network, ops
         self.checkpoint = None if checkpoint is None else checkpoints.resolve(checkpoint)
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -247,7 +219,7 @@ class TileModel:
                 return fed[-1][None]
 
             fwd = model.forward(self._ms[None], self._pan[None, :, :, None],
-                                fam=local_conv_bounded, pan_window=substitute)
+                                fam=ops.local_conv, pan_window=substitute)
             assert len(handed) == len(TAIL_INPUTS)
             names = [name for name, _ in TAIL_INPUTS]
             self._handed = dict(zip(names, handed))
@@ -255,10 +227,8 @@ class TileModel:
             self._output = tf.clip_by_value(fwd.output[0], 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned[0], 0.0, 1.0)
             self.variables = network.network_variables(self.graph)
-            config = tf.compat.v1.ConfigProto()
-            if threads:
-                config.intra_op_parallelism_threads = threads
-            self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+            self.session = tf.compat.v1.Session(
+                graph=self.graph, config=inference.make_session_config(threads, inter_op=False))
             if self.checkpoint is None:
                 self.session.run(tf.compat.v1.variables_initializer(self.variables))
             else:

@@ -274,7 +274,7 @@ def evaluate_checkpoint(checkpoint, test_dir, out_dir, img_div=data.IMG_DIV, sta
         data.DataError, checkpoints.CheckpointError.
     """
     import tensorflow as tf
-    from sipsa_tf import checkpoints, network, train_lib
+    from sipsa_tf import checkpoints, inference, network
 
     prefix = checkpoints.resolve(checkpoint)
     scenes = check_and_load(test_dir, img_div, pair_by_order)
@@ -283,7 +283,7 @@ def evaluate_checkpoint(checkpoint, test_dir, out_dir, img_div=data.IMG_DIV, sta
     with graph.as_default():
         ops = build_test_ops()
         variables = network.network_variables(graph)
-        with tf.compat.v1.Session(graph=graph, config=train_lib.session_config()) as session:
+        with tf.compat.v1.Session(graph=graph, config=inference.make_session_config()) as session:
             checkpoints.restore(session, prefix, variables)
             graph.finalize()
             log("checkpoint %s; %d test images from %s" % (prefix, len(scenes), test_dir))

@@ -36,7 +36,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import checkpoints, data, losses, model, network, test_images
+from sipsa_tf import checkpoints, data, inference, losses, model, network, test_images
 
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
@@ -200,24 +200,6 @@ def schedule(global_step, boundary, learning_rate=1e-4, weight_decay=1e-7, decay
 
 # ------------------------------------------------------------------------- graph
 
-def session_config(threads=0):
-    """Session options: ``threads`` intra/inter-op threads (0: TensorFlow's default) and grappler's
-    remapper off.
-
-    On the test subgraph the remapper fails after the arithmetic optimiser's rewrite
-    (``remapper failed: INVALID_ARGUMENT: Mutation::Apply error``, logged, change discarded);
-    turning it off removes the message and changes no number (loss, weights after AdamW steps,
-    test outputs and metrics compared bit for bit) nor the step time on CPU.
-    """
-    from tensorflow.core.protobuf import rewriter_config_pb2
-    proto = tf.compat.v1.ConfigProto()
-    if threads > 0:
-        proto.intra_op_parallelism_threads = threads
-        proto.inter_op_parallelism_threads = threads
-    proto.graph_options.rewrite_options.remapping = rewriter_config_pb2.RewriterConfig.OFF
-    return proto
-
-
 class TrainGraph:
     """The training graph: data, forward pass, loss, AdamW step, test ops and saver.
 
@@ -296,7 +278,8 @@ class TrainGraph:
 
     def session(self):
         """A new session on this graph (thread counts from the config)."""
-        return tf.compat.v1.Session(graph=self.graph, config=session_config(self.config.threads))
+        config = inference.make_session_config(self.config.threads)
+        return tf.compat.v1.Session(graph=self.graph, config=config)
 
     def initialize(self, session):
         """Initialises every variable (and the data iterator)."""

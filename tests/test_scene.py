@@ -309,19 +309,6 @@ def test_sigint_to_the_command_leaves_nothing(tmp_path, rng, checkpoint):
     assert sorted(os.listdir(str(tmp_path))) == before
 
 
-def test_bounded_fam_equals_the_lean_fam(rng):
-    """scene.local_conv_bounded == ops.local_conv (the FAM, tested against NumPy in test_ops)."""
-    from conftest import run_graph
-    from sipsa_tf import ops
-    features = rng.standard_normal((1, 13, 17, 64)).astype(np.float32)
-    kernel = rng.random((1, 13, 17, 81)).astype(np.float32)
-    kernel /= kernel.sum(axis=-1, keepdims=True)
-    ours, lean = run_graph(lambda f, k: (scene.local_conv_bounded(f, k), ops.local_conv(f, k)),
-                           features, kernel)
-    assert np.abs(ours - lean).max() <= 1e-6
-    assert np.abs(lean).max() > 0.1
-
-
 def test_real_landsat_pair_at_ratio_2_is_refused(tmp_path, checkpoint):
     """Landsat 8 (../shared/data): PAN 668 x 935 at twice the MS resolution, not four times."""
     from conftest import require_shared
