@@ -38,6 +38,7 @@ setuptools.setup(
     extras_require=EXTRAS_REQUIRE,
     entry_points={
         "console_scripts": [
+            "sipsa-evaluate=sipsa_tf.evaluate:run",
             "sipsa-pansharpen=sipsa_tf.pansharpen:run",
             "sipsa-train=sipsa_tf.train:run",
         ],

@@ -155,7 +155,7 @@ def run(args, command):
                     image = ev.panel((ms, pan, truth), fused_by, args.panel_crop,
                                      centre=_car_centre(moving))
                     ev.save_png(image, os.path.join(args.out_dir, "misalignment_panel_d%g.png"
-                                                    % d))
+                                                    % d), ev.PANEL_COLOURS)
     finally:
         bar.close()
         methods.close()

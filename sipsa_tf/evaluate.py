@@ -37,6 +37,8 @@ def _define_flags():
     flags.DEFINE_integer("max_pan", d.max_pan, "Centre-crop larger images to this PAN side.")
     flags.DEFINE_integer("panel_crop", d.panel_crop, "Side (PAN pixels) of the panel crops.")
     flags.DEFINE_boolean("panels", d.panels, "Write the PNG panels.")
+    flags.DEFINE_list("panel_images", list(d.panel_images), "Draw panels only for these images "
+                      "(file stems); empty: all.")
     flags.DEFINE_integer("n_synthetic", d.n_synthetic, "Synthetic scenes (without data).")
     flags.DEFINE_integer("synthetic_size", d.synthetic_size, "MS side of the synthetic scenes.")
     flags.DEFINE_integer("seed", d.seed, "Seed (synthetic scenes, random init, adaptation).")
@@ -58,6 +60,8 @@ def config_from_flags():
         checkpoint=FLAGS.checkpoint or None, adapt_steps=FLAGS.adapt_steps,
         adapt_lr=FLAGS.adapt_lr, adapt_crop=FLAGS.adapt_crop, adapt_batch=FLAGS.adapt_batch,
         max_pan=FLAGS.max_pan, panel_crop=FLAGS.panel_crop, panels=FLAGS.panels,
+        panel_images=tuple(FLAGS.panel_images),
+        command="python -m sipsa_tf.evaluate " + " ".join(sys.argv[1:]),
         n_synthetic=FLAGS.n_synthetic, synthetic_size=FLAGS.synthetic_size, seed=FLAGS.seed,
         progress=FLAGS.progress)
 

@@ -62,7 +62,8 @@ SENSOR_TOKENS = (("wv3", "WV3"), ("wv2", "WV2"), ("ik", "IKONOS"), ("ge1", "GeoE
 DEFAULT_MAX_PAN = 512
 MIN_MS = 20  # reduced protocol: MS/4 must reach SIPSA-Net's 5 MS pixels
 BLOCK = 32
-ERROR_RANGE = 0.05  # error maps: |fused - reference| of 0.05 (5% of full scale) is white
+ERROR_FRACTION = 0.25  # error maps: white at 1/4 of the displayed (2-98 percentile) range
+PANEL_COLOURS = 256     # panels are saved as palette PNGs of this many colours (small files)
 
 
 class EvaluationError(ValueError):
@@ -239,10 +240,12 @@ class Methods:
             raise EvaluationError("adapt_steps must be >= 0, got %d" % adapt_steps)
         if "sipsa_adapted" in names and adapt_steps == 0:
             raise EvaluationError("method sipsa_adapted needs --adapt_steps > 0")
-        self.skipped = {}
+        self.skipped, self.gdal_version = {}, None
         if "gdal" in names:
             ok, reason = external.gdal_status()
-            if not ok:
+            if ok:
+                self.gdal_version = reason
+            else:
                 self.skipped["gdal"] = reason
         self.names = [n for n in names if n not in self.skipped]
         self.checkpoint, self.adapt_steps = checkpoint, int(adapt_steps)
@@ -455,6 +458,9 @@ def markdown_report(rows, scenes, methods, protocols, notes=(), title="Evaluatio
                          "; ".join("%s/%s %.3f -> %.3f" % (x["image"], x["protocol"],
                                                            x["loss_before"], x["loss_after"])
                                    for x in a)))
+    if methods.gdal_version:
+        lines.append("- gdal: %s, weighted Brovey with equal weights, cubic resampling of the MS"
+                     % methods.gdal_version)
     for name, reason in methods.skipped.items():
         lines.append("- %s skipped: %s" % (name, reason))
     lines += ["- %s" % n for n in notes]
@@ -501,11 +507,10 @@ def labelled_grid(rows_of_tiles, labels, gap=2, label_height=12):
     font = _font()
     for r, (tiles, texts) in enumerate(zip(rows_of_tiles, labels)):
         for c, (tile, text) in enumerate(zip(tiles, texts)):
-            if tile is None:
-                continue
             x, y = gap + c * (w + gap), gap + r * cell_h
             draw.text((x + 1, y), text, fill="black", font=font)
-            canvas.paste(Image.fromarray(_rgb(tile)), (x, y + label_height))
+            if tile is not None:
+                canvas.paste(Image.fromarray(_rgb(tile)), (x, y + label_height))
     return canvas
 
 
@@ -514,7 +519,8 @@ def panel(inputs, fused_by, crop=128, centre=None):
 
     All colour tiles share one stretch (2-98 percentiles of the MS crop, per band) so that
     methods are compared on the same scale; error maps show the mean absolute error over bands,
-    ``ERROR_RANGE`` and above white.
+    white from ``ERROR_FRACTION`` of the displayed range (mean over bands of the 2-98 percentile
+    span) upwards, the same scale for every method of the panel.
 
     Args:
         inputs: (ms (h, w, 3), pan (4h, 4w), reference (4h, 4w, 3) or None).
@@ -542,13 +548,14 @@ def panel(inputs, fused_by, crop=128, centre=None):
         tiles.insert(0, _stretch(ref, low, high))
         names.insert(0, "reference")
         errors.insert(0, None)
-        error_names.insert(0, "|error|, white>=%.2f" % ERROR_RANGE)
+        error_max = ERROR_FRACTION * float(np.mean(high - low))
+        error_names.insert(0, "|error|: white>=%.3g" % error_max)
     for name, fused in fused_by.items():
         f = fused[window]
         tiles.append(_stretch(f, low, high))
         names.append(name)
         if reference is not None:
-            errors.append(_stretch(np.abs(f - ref).mean(axis=2), 0.0, ERROR_RANGE))
+            errors.append(_stretch(np.abs(f - ref).mean(axis=2), 0.0, error_max))
             error_names.append(name)
     grid, labels = [tiles], [names]
     if reference is not None:
@@ -557,9 +564,11 @@ def panel(inputs, fused_by, crop=128, centre=None):
     return labelled_grid(grid, labels)
 
 
-def save_png(image, path):
-    """Saves a PIL image atomically (optimised PNG)."""
+def save_png(image, path, colours=None):
+    """Saves a PIL image atomically (optimised PNG; a palette of ``colours`` if given)."""
     out = io.BytesIO()
+    if colours:
+        image = image.convert("RGB").quantize(colors=colours)
     image.save(out, format="PNG", optimize=True)
     return atomic_write(path, out.getvalue())
 
@@ -701,6 +710,8 @@ class EvalConfig:
     max_pan: int = DEFAULT_MAX_PAN
     panel_crop: int = 128
     panels: bool = True
+    panel_images: tuple = ()       # image names to draw panels for; empty: all
+    command: str = None            # the command line, quoted in the report
     n_synthetic: int = 4
     synthetic_size: int = 64
     seed: int = 0
@@ -722,7 +733,7 @@ def run(config, stdout=None):
     if bad or not config.protocols:
         raise EvaluationError("unknown protocol(s) %s; choose from %s"
                               % (", ".join(bad) or "(none)", ", ".join(PROTOCOLS)))
-    notes = []
+    notes = ["command: `%s`" % config.command] if config.command else []
     if config.data_dir and (os.path.isdir(config.data_dir) or not config.auto_data):
         scenes = load_scenes(config.data_dir, config.max_pan)
         if not scenes:
@@ -740,10 +751,10 @@ def run(config, stdout=None):
     paths = {}
 
     def keep(scene, protocol, inputs, fused_by):
-        if config.panels:
+        if config.panels and (not config.panel_images or scene.name in config.panel_images):
             path = os.path.join(config.out_dir, "panel_%s_%s.png" % (scene.name, protocol))
             paths[os.path.basename(path)] = save_png(
-                panel(inputs, fused_by, config.panel_crop), path)
+                panel(inputs, fused_by, config.panel_crop), path, PANEL_COLOURS)
 
     try:
         rows = evaluate(scenes, methods, config.protocols, config.progress, keep)

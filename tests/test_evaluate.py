@@ -131,6 +131,10 @@ def test_run_library_on_mat_folder(tmp_path, rng):
     assert sorted(os.listdir(out)) == ["panel_imgIK_tiny_full.png",
                                        "panel_imgIK_tiny_reduced.png", "results.csv",
                                        "results.md"]
+    # panels only for the images named
+    config.out_dir, config.panel_images = str(tmp_path / "out2"), ("another_image",)
+    ev.run(config, stdout=open(os.devnull, "w"))
+    assert sorted(os.listdir(tmp_path / "out2")) == ["results.csv", "results.md"]
 
 
 def _run_cli(*args):
@@ -162,6 +166,7 @@ def test_entry_point_synthetic_with_adaptation(tmp_path):
     assert "| sipsa_adapted |" in report and "sipsa_adapted: 2 steps" in report
     assert "SIPSA-Net starts from: %s" % ckpt in report
     assert "synthetic test scenes" in report and "absent not found" in report
+    assert "command: `python -m sipsa_tf.evaluate --progress=off --out_dir=" in report
     assert (out / "panel_synthetic_0_reduced.png").stat().st_size > 0
     assert (out / "panel_synthetic_0_full.png").stat().st_size > 0
 
@@ -169,6 +174,7 @@ def test_entry_point_synthetic_with_adaptation(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--data_dir=/nonexistent/grip"], "error: /nonexistent/grip: no such folder"),
     (["--methods=nearest,magic"], "error: unknown method(s) magic"),
+    (["--methods=sipsa", "--checkpoint=/nonexistent/ckpt"], "error: /nonexistent/ckpt"),
 ])
 def test_entry_point_bad_input(tmp_path, args, message):
     out = tmp_path / "out"
