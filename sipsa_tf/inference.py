@@ -56,6 +56,8 @@ class Pansharpener:
             shift and batch together (the original).
         literal: build the original's literal formulation (FAM through an explicit patch tensor,
             loss through the stacked 98 x B tensor). Same numbers, more memory; for benchmarks.
+            Otherwise the FAM is :func:`sipsa_tf.ops.local_conv_fused` (XLA-compiled; the first
+            call with a new image size runs uncompiled, a later one compiles it).
         seed: graph-level random seed for the random initialisation.
         session_config: optional ``tf.compat.v1.ConfigProto`` (default: :func:`make_session_config`).
 
@@ -73,7 +75,7 @@ class Pansharpener:
                 tf.compat.v1.set_random_seed(seed)
             self._ms = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], "ms")
             self._pan = tf.compat.v1.placeholder(tf.float32, [None, None, None, 1], "pan")
-            fam = ops.local_conv_literal if literal else ops.local_conv
+            fam = ops.local_conv_literal if literal else ops.local_conv_fused
             fwd = model.forward(self._ms, self._pan, fam=fam)
             self._output = tf.clip_by_value(fwd.output, 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)

@@ -219,7 +219,7 @@ class TileModel:
                 return fed[-1][None]
 
             fwd = model.forward(self._ms[None], self._pan[None, :, :, None],
-                                fam=ops.local_conv, pan_window=substitute)
+                                fam=ops.local_conv_fused, pan_window=substitute)
             assert len(handed) == len(TAIL_INPUTS)
             names = [name for name, _ in TAIL_INPUTS]
             self._handed = dict(zip(names, handed))

@@ -142,3 +142,24 @@ def test_lean_fam_builds_no_patch_tensor():
         ranks = [t.shape.rank for op in graph.get_operations() for t in op.outputs]
     assert "ExtractImagePatches" not in op_types
     assert max(r for r in ranks if r is not None) <= 4
+
+
+def test_fused_fam_runs_through_xla_and_matches_numpy(rng):
+    f, k = _random_fam_inputs(rng, batch=1, h=11, w=9, c=4)
+    graph = tf.Graph()
+    with graph.as_default():
+        ft = tf.compat.v1.placeholder(tf.float32, [None, None, None, 4])
+        kt = tf.compat.v1.placeholder(tf.float32, [None, None, None, 81])
+        out = ops.local_conv_fused(ft, kt)
+        feed = {ft: f.astype(np.float32), kt: k.astype(np.float32)}
+        with tf.compat.v1.Session(graph=graph) as sess:
+            # XLA compiles lazily: the first runs with a shape may take the ordinary kernels.
+            results = [sess.run(out, feed) for _ in range(3)]
+            options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+            run_metadata = tf.compat.v1.RunMetadata()
+            results.append(sess.run(out, feed, options=options, run_metadata=run_metadata))
+    kernels = {node.timeline_label.split("=")[-1].split("(")[0].strip()
+               for dev in run_metadata.step_stats.dev_stats for node in dev.node_stats}
+    assert "_XlaRun" in kernels, sorted(kernels)
+    for got in results:
+        np.testing.assert_allclose(got[0], ref.local_conv(f[0], k[0]), atol=1e-5)

@@ -285,7 +285,9 @@ def test_interrupted_run_leaves_nothing(tmp_path, rng, tile_model, failure):
 
 
 def test_sigint_to_the_command_leaves_nothing(tmp_path, rng, checkpoint):
-    ms, pan = _scene(rng, 64, 64, 3, 2047, np.uint16)
+    # 10 x 10 tiles: enough work (several seconds) that SIGINT, sent once the progress bar
+    # appears, arrives before the run ends.
+    ms, pan = _scene(rng, 160, 160, 3, 2047, np.uint16)
     pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
     before = sorted(os.listdir(str(tmp_path)))
     env = dict(os.environ, PYTHONPATH=REPO_ROOT)
