@@ -35,6 +35,7 @@ NODATA_TAG = 42113  # GDAL_NODATA, ASCII
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float32")
 CACHE_BYTES = 256 << 20
 BIGTIFF_BYTES = 2 << 30
+DEFLATE_LEVEL = 1  # of the output (see TiffSink)
 
 
 class RasterError(ValueError):
@@ -249,6 +250,11 @@ class _Abort(Exception):
 class TiffSink:
     """Writes a tiled, deflate-compressed (Geo)TIFF tile by tile, atomically.
 
+    Deflate level :data:`DEFLATE_LEVEL`, with horizontal differencing (TIFF predictor 2) for
+    integer types: on Landsat 8 PAN data, 2x faster than deflate's default level without a
+    predictor, and a smaller file (72% of raw instead of 79%). float32 output has no predictor
+    (tifffile's floating-point predictor needs the optional ``imagecodecs`` package).
+
     Tiles are ``put`` in row-major order of a grid of ``tile`` pixels (edge tiles may be
     smaller). A background thread encodes and writes them to a temporary file beside ``path``;
     at most ``depth`` tiles wait in memory. :meth:`commit` renames the file to ``path``;
@@ -272,7 +278,8 @@ class TiffSink:
         photometric = "rgb" if shape[-1] == 3 else "minisblack"
         tile = (tile, tile) if np.isscalar(tile) else tuple(tile)
         kwargs = dict(shape=tuple(shape), dtype=np.dtype(dtype), tile=tile,
-                      compression="zlib", photometric=photometric, planarconfig="contig",
+                      compression="zlib", compressionargs={"level": DEFLATE_LEVEL},
+                      predictor=bool(np.issubdtype(dtype, np.integer)), photometric=photometric, planarconfig="contig",
                       extratags=list(extratags), metadata=None, bigtiff=nbytes > BIGTIFF_BYTES)
         self._thread = threading.Thread(target=self._write, args=(kwargs,), daemon=True)
         self._thread.start()

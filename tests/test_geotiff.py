@@ -103,8 +103,25 @@ def test_sink_writes_tiles_with_tags_atomically(tmp_path, rng):
         np.testing.assert_array_equal(page.asarray(), data)
         assert (page.tilelength, page.tilewidth) == (32, 32)
         assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+        assert page.predictor == tifffile.PREDICTOR.HORIZONTAL
         assert page.tags[33550].value == (0.5, 0.5, 0.0)
         assert page.tags[42113].value == "0"
+
+
+def test_sink_float32_round_trips_without_predictor(tmp_path, rng):
+    data = rng.random((40, 48, 3)).astype(np.float32)
+    path = str(tmp_path / "f.tif")
+    sink = geotiff.TiffSink(path, data.shape, data.dtype, 32)
+    for y in range(0, 40, 32):
+        for x in range(0, 48, 32):
+            sink.put(data[y:y + 32, x:x + 32])
+    sink.finish()
+    sink.commit()
+    with tifffile.TiffFile(path) as tif:
+        assert tif.pages.first.predictor == tifffile.PREDICTOR.NONE
+        np.testing.assert_array_equal(tif.pages.first.asarray(), data)
+    with geotiff.Raster(path) as raster:
+        np.testing.assert_array_equal(raster.read(3, 35, 5, 41), data[3:35, 5:41])
 
 
 def test_sink_abort_leaves_nothing(tmp_path):
