@@ -1,10 +1,10 @@
 """Speed and peak memory of scene-scale SIPSA-Net pan-sharpening (Lee, Seo, Kim, CVPR 2021).
 
-    .venv/bin/python benchmarks/scene_speed.py [--sizes 512,1024,4096] [--repeats 2]
+    .venv/bin/python benchmarks/scene_speed.py [--sizes 512,1024,4096] [--repeats 2] [--rounds 1]
 
 Prints, in one run, PAN megapixels per second and peak RSS for square PAN scenes of each size:
 
-- ``whole``: the in-memory :class:`sipsa_tf.inference.Pansharpener` (lean FAM), one image;
+- ``whole``: the in-memory :class:`sipsa_tf.inference.Pansharpener` (lean FAM under XLA), one image;
 - ``literal``: ``Pansharpener(literal=True)``, the original's formulation (FAM through an explicit
   81-tap patch tensor), one image;
 - ``tiled``: the scene tool :func:`sipsa_tf.scene.pansharpen_scene`, GeoTIFF to GeoTIFF, default
@@ -18,6 +18,9 @@ In-memory runs whose RSS, extrapolated from the largest smaller size, would not 
 available memory are skipped, saying so. The reference is a 3 x 3, 64 -> 64 ``tf.nn.conv2d`` on a
 1024 x 1024 map in another subprocess of the same run; FLOP rates are given as a fraction of its
 rate. The FLOP count per PAN pixel is counted on the inference graph (see :func:`count_flops`).
+With ``--rounds R`` every configuration runs R times, the rounds interleaved (whole, literal,
+tiled, whole, ...), so that the machine's speed drifting during the run affects all of them; the
+fastest round and the largest peak RSS are reported.
 """
 import argparse
 import json
@@ -84,9 +87,10 @@ def child_tiled(n, repeats, tile):
         def run():
             return scene.pansharpen_scene(None, pan_path, ms_path, out, options, tile_model=model)
 
-        if n >= 2 * tile:  # several same-shape tiles: warm up on one tile-sized window instead
+        if n >= 2 * tile:  # several tiles: warm up on the first tile's window instead
+            core, window = scene.plan_tiles(n // 4, n // 4, tile // 4, options.halo)[0]
             for _ in range(2):  # twice: XLA compiles the FAM lazily
-                _warm_tile(model, tile // 4 + 2 * options.halo, options.tail_tile)
+                _warm_window(model, core, window, options.tail_tile)
             seconds = min(run()["seconds"] for _ in range(max(1, repeats - 1)))
         else:
             seconds = _best(run, repeats)
@@ -95,13 +99,12 @@ def child_tiled(n, repeats, tile):
     return {"seconds": seconds, "tiles": tiles}
 
 
-def _warm_tile(model, ms_size, tail_tile):
-    """One window with the shapes of interior tiles (ms_size MS pixels square)."""
+def _warm_window(model, core, window, tail_tile):
+    """One window with the shapes of the scene's first tile (boxes in MS pixels)."""
     from sipsa_tf import scene
-    ms, pan = _inputs(4 * ms_size)
-    halo = scene.DEFAULT_HALO_MS
-    scene.sharpen_window(model, ms, pan, (halo, ms_size - halo, halo, ms_size - halo),
-                         (0, ms_size, 0, ms_size), tail_tile)
+    ms, pan = _inputs(4 * (window[1] - window[0]))
+    ms, pan = ms[:, :window[3] - window[2]], pan[:, :4 * (window[3] - window[2])]
+    scene.sharpen_window(model, ms, pan, core, window, tail_tile)
 
 
 def child_conv(repeats):
@@ -208,6 +211,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="512,1024,4096")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every configuration this many times, interleaved; report the "
+                             "fastest run and the largest peak RSS")
     parser.add_argument("--tile", type=int, default=None, help="default: the tool's (2048)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
@@ -231,33 +237,48 @@ def main():
     configs = [(kind, n, args.tile) for kind in ("whole", "literal", "tiled") for n in sizes]
     if 1024 in sizes and args.tile > 512:
         configs.append(("tiled", 1024, 512))
-    results = {}
     available = _available_gb()
-    print("\n%-8s %6s %5s %6s %9s %9s %8s %8s" % ("config", "PAN", "tile", "tiles", "seconds",
-                                                 "MPix/s", "RSS GB", "of conv"))
-    for kind, n, tile in configs:
-        smaller = [m for (k, m, t) in results if k == kind and m < n and "rss_gb" in
-                   results[(k, m, t)]]
-        if kind != "tiled" and smaller:
-            m = max(smaller)
-            estimate = results[(kind, m, tile)]["rss_gb"] * (n / m) ** 2
-            if estimate > 0.8 * available:
-                print("%-8s %6d %5s skipped: RSS would be about %.0f GB (%.2f GB at %d^2 x %.0f), "
-                      "%.0f GB available" % (kind, n, "-", estimate,
-                                             results[(kind, m, tile)]["rss_gb"], m, (n / m) ** 2,
-                                             available))
+    runs, skipped = {}, {}
+    for round_index in range(args.rounds):  # interleaved, so that drifts hit every configuration
+        for kind, n, tile in configs:
+            if (kind, n, tile) in skipped:
                 continue
-        res = _spawn(kind, n, args.repeats if n < 4096 else 1, tile)
-        results[(kind, n, tile)] = res
-        if "error" in res:
-            print("%-8s %6d %5s failed: %s" % (kind, n, tile, res["error"]))
+            smaller = [m for (k, m, t) in runs if k == kind and m < n and t == tile
+                       and "rss_gb" in runs[(k, m, t)][0]]
+            if round_index == 0 and kind != "tiled" and smaller:
+                m = max(smaller)
+                rss = runs[(kind, m, tile)][0]["rss_gb"]
+                estimate = rss * (n / m) ** 2
+                if estimate > 0.8 * available:
+                    skipped[(kind, n, tile)] = (
+                        "skipped: RSS would be about %.0f GB (%.2f GB at %d^2 x %.0f), %.0f GB "
+                        "available" % (estimate, rss, m, (n / m) ** 2, available))
+                    continue
+            runs.setdefault((kind, n, tile), []).append(
+                _spawn(kind, n, args.repeats if n < 4096 else 1, tile))
+    results = {}
+    print("\n%-8s %6s %5s %6s %9s %9s %8s %8s  %s" % (
+        "config", "PAN", "tile", "tiles", "seconds", "MPix/s", "RSS GB", "of conv",
+        "seconds in each round" if args.rounds > 1 else ""))
+    for kind, n, tile in configs:
+        if (kind, n, tile) in skipped:
+            print("%-8s %6d %5s %s" % (kind, n, "-", skipped[(kind, n, tile)]))
             continue
+        rounds = runs[(kind, n, tile)]
+        errors = [r["error"] for r in rounds if "error" in r]
+        if errors:
+            print("%-8s %6d %5s failed: %s" % (kind, n, tile, errors[0]))
+            continue
+        res = dict(rounds[0], seconds=min(r["seconds"] for r in rounds),
+                   rss_gb=max(r["rss_gb"] for r in rounds))
+        results[(kind, n, tile)] = res
         mpix = n * n / 1e6 / res["seconds"]
         gflops = flops["conv_fam"] * n * n / res["seconds"] / 1e9
         res["mpix"] = mpix
-        print("%-8s %6d %5s %6s %9.2f %9.4f %8.2f %7.1f%%" % (
+        print("%-8s %6d %5s %6s %9.2f %9.4f %8.2f %7.1f%%  %s" % (
             kind, n, tile if kind == "tiled" else "-", res.get("tiles", 1), res["seconds"], mpix,
-            res["rss_gb"], 100 * gflops / conv["gflops"]))
+            res["rss_gb"], 100 * gflops / conv["gflops"],
+            " ".join("%.2f" % r["seconds"] for r in rounds) if args.rounds > 1 else ""))
 
     def rate(kind, n, tile=args.tile):
         return results.get((kind, n, tile), {}).get("mpix")
