@@ -279,7 +279,8 @@ class TiffSink:
         tile = (tile, tile) if np.isscalar(tile) else tuple(tile)
         kwargs = dict(shape=tuple(shape), dtype=np.dtype(dtype), tile=tile,
                       compression="zlib", compressionargs={"level": DEFLATE_LEVEL},
-                      predictor=bool(np.issubdtype(dtype, np.integer)), photometric=photometric, planarconfig="contig",
+                      predictor=bool(np.issubdtype(dtype, np.integer)),
+                      photometric=photometric, planarconfig="contig",
                       extratags=list(extratags), metadata=None, bigtiff=nbytes > BIGTIFF_BYTES)
         self._thread = threading.Thread(target=self._write, args=(kwargs,), daemon=True)
         self._thread.start()
