@@ -242,4 +242,3 @@ def local_conv_fused(features, kernel):
     """
     with tf.compat.v1.xla.experimental.jit_scope():
         return local_conv(features, kernel)
-
