@@ -34,6 +34,8 @@ def _define_flags():
     flags.DEFINE_float("adapt_lr", d.adapt_lr, "Adam learning rate of the adaptation.")
     flags.DEFINE_integer("adapt_crop", d.adapt_crop, "MS crop side of the adaptation batches.")
     flags.DEFINE_integer("adapt_batch", d.adapt_batch, "Crops per adaptation step.")
+    flags.DEFINE_string("split", None, "Split file (experiments/grip_split.json): evaluate only "
+                        "its held-out regions of the .mat files in --data_dir, uncropped.")
     flags.DEFINE_integer("max_pan", d.max_pan, "Centre-crop larger images to this PAN side.")
     flags.DEFINE_integer("panel_crop", d.panel_crop, "Side (PAN pixels) of the panel crops.")
     flags.DEFINE_boolean("panels", d.panels, "Write the PNG panels.")
@@ -63,7 +65,7 @@ def config_from_flags():
         panel_images=tuple(FLAGS.panel_images),
         command="python -m sipsa_tf.evaluate " + " ".join(sys.argv[1:]),
         n_synthetic=FLAGS.n_synthetic, synthetic_size=FLAGS.synthetic_size, seed=FLAGS.seed,
-        progress=FLAGS.progress)
+        progress=FLAGS.progress, split=FLAGS.split or None)
 
 
 def main(argv):

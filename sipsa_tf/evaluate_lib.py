@@ -712,6 +712,7 @@ class EvalConfig:
     panels: bool = True
     panel_images: tuple = ()       # image names to draw panels for; empty: all
     command: str = None            # the command line, quoted in the report
+    split: str = None              # split file: evaluate its held-out regions of data_dir only
     n_synthetic: int = 4
     synthetic_size: int = 64
     seed: int = 0
@@ -734,7 +735,14 @@ def run(config, stdout=None):
         raise EvaluationError("unknown protocol(s) %s; choose from %s"
                               % (", ".join(bad) or "(none)", ", ".join(PROTOCOLS)))
     notes = ["command: `%s`" % config.command] if config.command else []
-    if config.data_dir and (os.path.isdir(config.data_dir) or not config.auto_data):
+    if config.split:
+        from sipsa_tf import supervised
+        regions = supervised.load_regions(supervised.load_split(config.split), "held_out",
+                                          config.data_dir)
+        scenes = [Scene(r.name, r.ms, r.pan, r.sensor, r.gains) for r in regions]  # whole
+        notes.append("data: the held-out regions of %s in %s, whole" % (config.split,
+                                                                        config.data_dir))
+    elif config.data_dir and (os.path.isdir(config.data_dir) or not config.auto_data):
         scenes = load_scenes(config.data_dir, config.max_pan)
         if not scenes:
             raise EvaluationError("%s: no images" % config.data_dir)

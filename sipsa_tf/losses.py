@@ -142,3 +142,17 @@ def sipsa_loss(out4, aligned4, ms_n, pan_n, per_sample=False, literal=False):
                                    + COLOR_WEIGHT * terms["color_big"])
                      + EDGE_WEIGHT * terms["edge_small"] + COLOR_WEIGHT * terms["color_small"])
     return terms
+
+
+def supervised_l1(output, target):
+    """Mean absolute error of the de-normalised output against a reference (Wald objective).
+
+    Args:
+        output: (B, H, W, 3) fused image (``model.Forward.output``), values in [0, 1] units.
+        target: (B, H, W, 3) reference at the same scale (the original MS under the Wald
+            protocol, or a synthetic scene's truth).
+
+    Returns:
+        dict with ``loss``: scalar float32 tensor.
+    """
+    return {"loss": tf.reduce_mean(tf.abs(output - target))}

@@ -64,6 +64,21 @@ def _define_flags():
                          "restore Adam slots, beta powers and global_step.")
     flags.DEFINE_integer("threads", d.threads, "TensorFlow intra/inter-op threads (0: default).")
     flags.DEFINE_enum("progress", d.progress, ["auto", "on", "off"], "Progress bar on stderr.")
+    flags.DEFINE_enum("objective", d.objective, ["original", "wald"], "original: the paper's "
+                      "unsupervised shift-invariant loss; wald: L1 against the original MS at "
+                      "reduced resolution (docs/training.md).")
+    flags.DEFINE_string("split", d.split, "Split file (e.g. experiments/grip_split.json): train "
+                        "on its 'train' regions of the .mat files in --data_dir.")
+    flags.DEFINE_float("synthetic_fraction", d.synthetic_fraction, "Wald: share of crops from "
+                       "synthetic road scenes with known truth, misregistration and moving cars.")
+    flags.DEFINE_integer("synthetic_scenes", d.synthetic_scenes, "Wald: synthetic scenes made.")
+    flags.DEFINE_integer("synthetic_size", d.synthetic_size, "Wald: MS side of each.")
+    flags.DEFINE_float("max_offset", d.max_offset, "Wald: the MS input is displaced by up to this "
+                       "many MS pixels per axis (global, sub-pixel).")
+    flags.DEFINE_float("local_offset", d.local_offset, "Wald: amplitude (MS pixels) of a smooth "
+                       "local displacement added to half of the displaced crops.")
+    flags.DEFINE_float("aligned_fraction", d.aligned_fraction, "Wald: share of crops (and "
+                       "synthetic scenes) left aligned.")
 
 
 _define_flags()

@@ -36,7 +36,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import checkpoints, data, inference, losses, model, network, test_images
+from sipsa_tf import (checkpoints, data, inference, losses, model, network, quality, supervised,
+                      test_images)
 
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
@@ -49,6 +50,7 @@ LOG_FILE = "train_log.txt"
 SCALARS_FILE = "train_scalars.csv"
 IMAGES_FOLDER = "Imgs"
 LOSS_TERMS = ("loss", "edge_big", "color_big", "edge_small", "color_small")
+OBJECTIVES = {"original": LOSS_TERMS, "wald": ("loss",)}  # objective -> its loss terms
 
 
 @dataclasses.dataclass
@@ -88,6 +90,14 @@ class TrainConfig:
     init_optimizer: bool = False
     threads: int = 0                # intra/inter-op threads; 0: TensorFlow's default
     progress: str = "auto"          # auto (bar on a terminal, 10% lines otherwise), on, off
+    objective: str = "original"     # original (unsupervised) or wald (supervised, docs/training.md)
+    split: str = None               # split file: train on its "train" regions of data_dir/*.mat
+    synthetic_fraction: float = 0.0  # wald: share of crops from synthetic scenes with truth
+    synthetic_scenes: int = 64      # wald: how many synthetic scenes (MS synthetic_size^2)
+    synthetic_size: int = 64
+    max_offset: float = 2.0         # wald: global MS displacement, MS pixels
+    local_offset: float = 0.5       # wald: local MS displacement field amplitude, MS pixels
+    aligned_fraction: float = 0.25  # wald: share of crops left aligned
 
     @property
     def total_steps(self):
@@ -118,6 +128,20 @@ class TrainConfig:
             raise ValueError("--log_dir is required")
         if self.progress not in ("auto", "on", "off"):
             raise ValueError("--progress must be auto, on or off, got %r" % self.progress)
+        if self.objective not in OBJECTIVES:
+            raise ValueError("--objective must be one of %s, got %r"
+                             % (", ".join(OBJECTIVES), self.objective))
+        if not 0 <= self.synthetic_fraction <= 1:
+            raise ValueError("--synthetic_fraction must be in [0, 1], got %s"
+                             % self.synthetic_fraction)
+        if self.synthetic_fraction > 0 and self.objective != "wald":
+            raise ValueError("--synthetic_fraction needs --objective=wald")
+        self.displacement().validate()
+
+    def displacement(self):
+        """The misregistration augmentation of the Wald objective."""
+        return supervised.Displacement(self.max_offset, self.local_offset,
+                                       self.aligned_fraction)
 
     def to_flags(self):
         """The settings as a flag file (``--flagfile`` reads it back)."""
@@ -214,7 +238,9 @@ class TrainGraph:
     Attributes:
         ms, pan: the batch the step trains on, (B, p, p, 3) and (B, 4p, 4p, 1), values
             DN / img_div; feedable (they default to the dataset's batch).
-        loss_terms: dict of scalar tensors (``loss`` is loss_G; the log shows loss x 1000).
+        target: (B, 4p, 4p, 3) reference of the Wald objective (None for the original).
+        loss_terms: dict of scalar tensors (``loss`` is loss_G, or the Wald L1; the log shows
+            loss x 1000); ``loss_names`` lists its keys in log order.
         gradients: list of gradient tensors, in the order of ``network_variables``.
         train_op: one AdamW step (increments global_step).
         step_after: global_step after ``train_op`` (fetch it together with train_op).
@@ -234,21 +260,30 @@ class TrainGraph:
                 self.global_step, config.boundary, config.learning_rate, config.weight_decay,
                 config.lr_decay)
             self.iterator = None
+            wald = config.objective == "wald"
+            names = ("ms", "pan", "target") if wald else ("ms", "pan")
+            channels = {"ms": 3, "pan": 1, "target": 3}
+            batch = [None] * len(names)
             if dataset_fn is not None:
                 self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset_fn())
-                ms_batch, pan_batch = self.iterator.get_next()
-                self.ms = tf.compat.v1.placeholder_with_default(ms_batch, [None, None, None, 3],
-                                                                name="ms")
-                self.pan = tf.compat.v1.placeholder_with_default(pan_batch,
-                                                                 [None, None, None, 1], name="pan")
-            else:
-                self.ms = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], name="ms")
-                self.pan = tf.compat.v1.placeholder(tf.float32, [None, None, None, 1], name="pan")
+                batch = self.iterator.get_next()
+            inputs = {}
+            for name, tensor in zip(names, batch):
+                shape = [None, None, None, channels[name]]
+                inputs[name] = (tf.compat.v1.placeholder(tf.float32, shape, name=name)
+                                if tensor is None else
+                                tf.compat.v1.placeholder_with_default(tensor, shape, name=name))
+            self.ms, self.pan = inputs["ms"], inputs["pan"]
+            self.target = inputs.get("target")
             fwd = model.forward(self.ms, self.pan)
             self.forward = fwd
-            self.loss_terms = losses.sipsa_loss(
-                fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
-                per_sample=config.per_sample_loss, literal=config.literal_loss)
+            self.loss_names = OBJECTIVES[config.objective]
+            if wald:
+                self.loss_terms = losses.supervised_l1(fwd.output, self.target)
+            else:
+                self.loss_terms = losses.sipsa_loss(
+                    fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
+                    per_sample=config.per_sample_loss, literal=config.literal_loss)
             self.network_variables = network.network_variables(self.graph)
             optimizer = AdamWOptimizer(self.weight_decay, self.learning_rate)
             grads_and_vars = optimizer.compute_gradients(self.loss_terms["loss"],
@@ -287,9 +322,12 @@ class TrainGraph:
         if self.iterator is not None:
             session.run(self.iterator.initializer)
 
-    def feed(self, ms, pan):
-        """feed_dict training on a given batch instead of the dataset's."""
-        return {self.ms: np.asarray(ms, np.float32), self.pan: np.asarray(pan, np.float32)}
+    def feed(self, ms, pan, target=None):
+        """feed_dict training on a given batch instead of the dataset's (``target``: Wald)."""
+        feed = {self.ms: np.asarray(ms, np.float32), self.pan: np.asarray(pan, np.float32)}
+        if target is not None:
+            feed[self.target] = np.asarray(target, np.float32)
+        return feed
 
     def restore_from(self, session, prefix, include_optimizer=False):
         """Restores the network (and optionally the Adam slots, beta powers and global_step)
@@ -614,21 +652,57 @@ def prepare_data(config):
     """Finds and checks every training and test file before anything is built.
 
     Returns:
-        (pairs, description, scenes, test_dir): scenes is [] when there is no test set.
+        (pairs, description, scenes, test_dir): scenes is [] when there is no test set;
+        ``pairs`` are TIFF pairs, or in-memory sources (:mod:`sipsa_tf.supervised`) with
+        ``--split`` or ``--objective=wald``.
 
     Raises:
         data.DataError: naming every bad file.
     """
-    pairs, description = data.find_training_pairs(config.data_dir, config.pair_by_order)
-    data.check_pairs(pairs, config.ms_patch,
-                     "the training patch, --ms_patch=%d" % config.ms_patch,
-                     what="training data %s" % config.data_dir, root=config.data_dir,
-                     workers=max(1, config.readers))
+    if config.split or config.objective == "wald":
+        pairs, description = _supervised_sources(config)
+    else:
+        pairs, description = data.find_training_pairs(config.data_dir, config.pair_by_order)
+        data.check_pairs(pairs, config.ms_patch,
+                         "the training patch, --ms_patch=%d" % config.ms_patch,
+                         what="training data %s" % config.data_dir, root=config.data_dir,
+                         workers=max(1, config.readers))
     test_dir = config.test_dir or os.path.join(config.data_dir, config.test_folder)
     scenes = []
     if config.test_dir or os.path.isdir(test_dir):
         scenes = test_images.check_and_load(test_dir, config.img_div, config.pair_by_order)
     return pairs, description, scenes, test_dir
+
+
+def _supervised_sources(config):
+    """In-memory training sources: the split's training regions (or the TIFF pairs of
+    data_dir), Wald-degraded for the Wald objective, plus synthetic scenes."""
+    if config.split:
+        split = supervised.load_split(config.split)
+        regions = supervised.load_regions(split, "train", config.data_dir)
+        description = "split %s: %s" % (config.split, ", ".join(r.name for r in regions))
+    else:
+        pairs, description = data.find_training_pairs(config.data_dir, config.pair_by_order)
+        data.check_pairs(pairs, data.SCALE * config.ms_patch, "the Wald training patch, "
+                         "4 x --ms_patch", what="training data %s" % config.data_dir,
+                         root=config.data_dir, workers=max(1, config.readers))
+        regions = []
+        for pair in pairs:
+            ms, pan = data.load_pair(pair, config.img_div)
+            h, w = (n // data.SCALE * data.SCALE for n in ms.shape[:2])
+            regions.append(supervised.Region(
+                os.path.basename(pair.ms), ms[:h, :w], pan[:data.SCALE * h, :data.SCALE * w, 0],
+                quality.sensor_subset(None, (1, 2, 3)), None))
+    if config.objective == "original":
+        return [supervised.FullResImage(r) for r in regions], description
+    displacement = config.displacement()
+    sources = [supervised.WaldImage(r) for r in regions]
+    if config.synthetic_fraction > 0:
+        sources += supervised.synthetic_sources(config.synthetic_scenes, config.synthetic_size,
+                                                config.seed, displacement)
+        description += "; %d synthetic scenes (%.0f%% of the crops)" % (
+            config.synthetic_scenes, 100 * config.synthetic_fraction)
+    return sources, "Wald protocol, " + description
 
 
 def train(config, stdout=None, stderr=None):
@@ -677,10 +751,14 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
     _write_flags(config, [config.log_dir, manager.directory], log)
 
     def dataset_fn():
-        return data.training_dataset(
-            pairs, config.ms_patch, config.crops_per_image, config.batch_size, config.readers,
-            config.shuffle_buffer, config.img_div, _stream_seed(config.seed, start_step),
-            config.augment)
+        seed = _stream_seed(config.seed, start_step)
+        if isinstance(pairs[0], data.Pair):
+            return data.training_dataset(
+                pairs, config.ms_patch, config.crops_per_image, config.batch_size,
+                config.readers, config.shuffle_buffer, config.img_div, seed, config.augment)
+        return supervised.dataset(
+            pairs, config.ms_patch, config.batch_size, seed, config.displacement(),
+            config.synthetic_fraction if config.synthetic_fraction > 0 else None, config.augment)
 
     graph = TrainGraph(config, dataset_fn)
     total = config.total_steps
@@ -714,7 +792,7 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
         with open(scalars_path, "a", newline="", encoding="utf-8") as scalars_file:
             scalars_csv = csv.writer(scalars_file)
             if new_csv:
-                scalars_csv.writerow(["step", "loss_x1000"] + list(LOSS_TERMS[1:])
+                scalars_csv.writerow(["step", "loss_x1000"] + list(graph.loss_names[1:])
                                      + ["learning_rate", "weight_decay", "steps_per_s"])
             try:
                 while step < total:
@@ -778,7 +856,8 @@ def _run_epoch(config, graph, session, step, total, summaries, scalars_csv, scal
     fetches = {"step": graph.step_after, "terms": graph.loss_terms,
                "lr": graph.learning_rate, "wd": graph.weight_decay, "train": graph.train_op}
     loss_sum, count = 0.0, 0
-    window = {k: 0.0 for k in LOSS_TERMS}
+    terms = graph.loss_names
+    window = {k: 0.0 for k in terms}
     window_count, window_start = 0, time.time()
     start = time.time()
     first = step
@@ -787,23 +866,23 @@ def _run_epoch(config, graph, session, step, total, summaries, scalars_csv, scal
         step = int(out["step"])
         loss_sum += float(out["terms"]["loss"]) * 1000.0
         count += 1
-        for key in LOSS_TERMS:
+        for key in terms:
             window[key] += float(out["terms"][key])
         window_count += 1
         if step % config.summary_every == 0 or step == end:
             now = time.time()
-            means = {k: window[k] / window_count for k in LOSS_TERMS}
+            means = {k: window[k] / window_count for k in terms}
             rate = window_count / max(now - window_start, 1e-9)
             summaries.scalars(step, dict(
                 [("train/loss_x1000", means["loss"] * 1000.0)]
-                + [("train/" + k, means[k]) for k in LOSS_TERMS[1:]]
+                + [("train/" + k, means[k]) for k in terms[1:]]
                 + [("train/learning_rate", out["lr"]), ("train/weight_decay", out["wd"]),
                    ("train/steps_per_s", rate)]))
             scalars_csv.writerow(["%d" % step, "%.4f" % (means["loss"] * 1000.0)]
-                                 + ["%.6f" % means[k] for k in LOSS_TERMS[1:]]
+                                 + ["%.6f" % means[k] for k in terms[1:]]
                                  + ["%.3g" % out["lr"], "%.3g" % out["wd"], "%.3f" % rate])
             scalars_file.flush()
-            window = {k: 0.0 for k in LOSS_TERMS}
+            window = {k: 0.0 for k in terms}
             window_count, window_start = 0, now
         if config.save_every > 0 and step % config.save_every == 0 and step < end:
             manager.save(save_fn, step)
