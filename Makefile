@@ -34,7 +34,7 @@ FLAGFILE ?= experiments/cpu_small.flags
 FLAGS ?=
 LOG_DIR ?= $(CURDIR)/logs
 SYNTHETIC_DIR ?= data/synthetic
-BUNDLED_CHECKPOINT ?= checkpoints/synthetic_cpu_small
+BUNDLED_CHECKPOINT ?= checkpoints/wald_stage1
 OUT_DIR ?= $(LOG_DIR)/test_images
 RUN_NAME ?= $(basename $(notdir $(FLAGFILE)))
 given = $(filter command environment override,$(firstword $(origin $(1))))
@@ -53,9 +53,11 @@ test-images: $(INSTALL_DEP)
 
 # make evaluate     [GRIP_DIR=../shared/data/grip] [CHECKPOINT=$(BUNDLED_CHECKPOINT)] [ADAPT_STEPS=0]
 #                   [EVAL_DIR=$(LOG_DIR)/evaluation] [FLAGS=]: methods x images x protocols
-#                   (results.csv, results.md, PNG panels); the synthetic test scenes when GRIP_DIR
+#                   (results.csv, results.md, PNG panels) on the held-out regions of $(SPLIT)
+#                   (SPLIT= evaluates whole images); the synthetic test scenes when GRIP_DIR
 #                   does not exist; SIPSA-Net from the bundled checkpoint if present, else random.
 GRIP_DIR ?= ../shared/data/grip
+SPLIT ?= experiments/grip_split.json
 EVAL_DIR ?= $(LOG_DIR)/evaluation
 ADAPT_STEPS ?= 0
 eval_checkpoint = $(or $(CHECKPOINT),$(wildcard $(BUNDLED_CHECKPOINT)))
@@ -63,6 +65,7 @@ eval_checkpoint = $(or $(CHECKPOINT),$(wildcard $(BUNDLED_CHECKPOINT)))
 
 evaluate: $(INSTALL_DEP)
 	$(PY) -m sipsa_tf.evaluate --data_dir=$(GRIP_DIR) --auto_data \
+	  $(if $(and $(SPLIT),$(wildcard $(GRIP_DIR)/*.mat)),--split=$(SPLIT)) \
 	  $(if $(eval_checkpoint),--checkpoint=$(eval_checkpoint)) --adapt_steps=$(ADAPT_STEPS) \
 	  --out_dir=$(EVAL_DIR) $(FLAGS)
 
