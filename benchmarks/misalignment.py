@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from sipsa_tf import evaluate_lib as ev, quality, synthetic
-from sipsa_tf.train_lib import Progress
+from sipsa_tf.utils.progress import Progress
 
 SCALE = 4
 MARGIN = 16          # PAN pixels left out at each border

@@ -29,11 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from sipsa_tf import checkpoints, data, inference, losses, model, network, validation
+from sipsa_tf.errors import UserError
 
 __all__ = ["AdaptedPansharpener", "Adapter", "adapt", "initial_weights", "save_weights", "check_settings", "DEFAULT_CROP",
            "DEFAULT_BATCH"]
 
-SCALE = 4
 DEFAULT_CROP = 32       # MS pixels (PAN crops are 4x): the scale of the original's test crops
 DEFAULT_BATCH = 4       # the original's batch size
 DEFAULT_EVAL_CROPS = 4
@@ -154,15 +154,15 @@ def check_settings(ms, pan, steps, crop, batch, eval_crops):
     """
     ms4, pan4 = validation.check_pair(ms, pan, model.MIN_MS_SIZE)
     if ms4.shape[0] != 1:
-        raise ValueError("adapt takes one scene, got a batch of %d" % ms4.shape[0])
+        raise UserError("adapt takes one scene, got a batch of %d" % ms4.shape[0])
     for name, value in (("steps", steps), ("batch", batch), ("eval_crops", eval_crops)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError("%s must be a non-negative integer, got %r" % (name, value))
+            raise UserError("%s must be a non-negative integer, got %r" % (name, value))
     if batch < 1:
-        raise ValueError("batch must be at least 1, got %d" % batch)
+        raise UserError("batch must be at least 1, got %d" % batch)
     crop = int(min(crop, ms4.shape[1], ms4.shape[2]))
     if crop < model.MIN_MS_SIZE:
-        raise ValueError("crop must be at least %d MS pixels, got %d" % (model.MIN_MS_SIZE, crop))
+        raise UserError("crop must be at least %d MS pixels, got %d" % (model.MIN_MS_SIZE, crop))
     return ms4[0], pan4[0], crop
 
 
@@ -170,7 +170,7 @@ class _AdaptGraph:
     """Forward pass, loss and AdamW step on fed crops, in a graph of its own."""
 
     def __init__(self, lr, wd, per_sample, seed):
-        from sipsa_tf.train_lib import AdamWOptimizer
+        from sipsa_tf.training.optimizer import AdamWOptimizer
 
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -228,7 +228,7 @@ class Adapter:
 
     def __init__(self, source, lr=1e-4, wd=1e-7, per_sample=False, seed=0, session_config=None):
         if not (lr >= 0 and wd >= 0):
-            raise ValueError("lr and wd must be non-negative, got %r and %r" % (lr, wd))
+            raise UserError("lr and wd must be non-negative, got %r and %r" % (lr, wd))
         if isinstance(source, inference.Pansharpener):
             self.source_text = source.checkpoint or "Pansharpener (in memory)"
         elif source is None:

@@ -25,11 +25,12 @@ Note: a runner for GDAL's external ``gdal_pansharpen`` is maintained separately 
 module); it can be registered as ``METHODS['gdal']`` with the same ``(ms, pan, ratio, **kw)``
 signature.
 """
-import numbers
 
 import numpy as np
 
 from sipsa_tf import quality
+from sipsa_tf.errors import InputError
+from sipsa_tf.io import pairs
 
 __all__ = ["METHODS", "fuse", "nearest", "bicubic", "brovey", "ihs", "gram_schmidt", "gsa",
            "upsample_nearest", "upsample_bicubic"]
@@ -41,26 +42,8 @@ __all__ = ["METHODS", "fuse", "nearest", "bicubic", "brovey", "ihs", "gram_schmi
 
 def _check_inputs(ms, pan, ratio):
     """Validates the inputs; returns float64 ms (h, w, C), pan (H, W) and the int ratio."""
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Integral) or ratio < 1:
-        raise ValueError("ratio must be a positive integer, got %r." % (ratio,))
-    ms = np.asarray(ms)
-    pan = np.asarray(pan)
-    for name, arr in (("ms", ms), ("pan", pan)):
-        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-            raise ValueError("%s must be a real numeric array, got dtype %s."
-                             % (name, arr.dtype))
-    if ms.ndim != 3 or min(ms.shape) < 1:
-        raise ValueError("ms must be a non-empty (h, w, C) array, got shape %s." % (ms.shape,))
-    if pan.ndim == 3 and pan.shape[2] == 1:
-        pan = pan[:, :, 0]
-    if pan.ndim != 2:
-        raise ValueError("pan must be an (H, W) or (H, W, 1) array, got shape %s."
-                         % (pan.shape,))
-    h, w = ms.shape[:2]
-    if pan.shape != (ratio * h, ratio * w):
-        raise ValueError("pan must be exactly %d times the MS size: got PAN %dx%d for MS %dx%d."
-                         % (ratio, pan.shape[0], pan.shape[1], h, w))
-    return ms.astype(np.float64), pan.astype(np.float64), int(ratio)
+    ms, pan, ratio = pairs.check_arrays(ms, pan, ratio, error=InputError)
+    return ms.astype(np.float64), pan.astype(np.float64), ratio
 
 
 def upsample_nearest(image, ratio):

@@ -11,14 +11,38 @@ import re
 
 import tensorflow as tf
 
+from sipsa_tf.errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError):
     """A checkpoint that cannot be found, read, or does not fit the graph."""
 
 
-def _prefix_step(prefix):
+STATE_FILE = "checkpoint"  # TensorFlow's checkpoint state file
+
+
+def prefix_step(prefix):
+    """The step number at the end of a checkpoint prefix (``model.ckpt-1200`` -> 1200), or -1."""
     match = re.search(r"-(\d+)$", prefix)
     return int(match.group(1)) if match else -1
+
+
+def read_state(directory):
+    """The latest prefix named by ``directory``'s ``checkpoint`` state file, or None.
+
+    A missing or unparsable state file gives None (the caller then scans for ``*.index``).
+    Relative paths in the file are taken relative to ``directory``.
+    """
+    if not os.path.exists(os.path.join(directory, STATE_FILE)):
+        return None
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception:  # an unparsable state file is ignored, the scan decides
+        return None
+    if not state or not state.model_checkpoint_path:
+        return None
+    prefix = state.model_checkpoint_path
+    return prefix if os.path.isabs(prefix) else os.path.join(directory, prefix)
 
 
 def resolve(path):
@@ -37,19 +61,15 @@ def resolve(path):
         CheckpointError: nothing usable at ``path``.
     """
     if os.path.isdir(path):
-        state = tf.train.get_checkpoint_state(path)
-        if state and state.model_checkpoint_path:
-            candidate = state.model_checkpoint_path
-            if not os.path.isabs(candidate):
-                candidate = os.path.join(path, candidate)
-            if os.path.exists(candidate + ".index"):
-                return candidate
+        candidate = read_state(path)
+        if candidate and os.path.exists(candidate + ".index"):
+            return candidate
         indexes = glob.glob(os.path.join(path, "*.index"))
         if not indexes:
             raise CheckpointError("%s: no checkpoint found (no *.index file in this directory)"
                                   % path)
         prefixes = [p[:-len(".index")] for p in indexes]
-        return max(prefixes, key=lambda p: (_prefix_step(p), os.path.getmtime(p + ".index")))
+        return max(prefixes, key=lambda p: (prefix_step(p), os.path.getmtime(p + ".index")))
     if os.path.exists(path + ".index"):
         return path
     if path.endswith(".index") and os.path.exists(path):

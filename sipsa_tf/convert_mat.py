@@ -7,11 +7,12 @@ GRIP-UNINA examples) becomes ``<out_dir>/RGB/<name>.tif`` and ``<out_dir>/PAN/<n
 
     python -m sipsa_tf.convert_mat --out_dir=data/grip_test data/grip/*.mat [--rgb_bands=5,3,2]
 
-The work is done by :func:`sipsa_tf.data.convert_mat`; problems print one line and exit 1.
+The work is done by :func:`sipsa_tf.data.convert_mat`; problems print one line and exit 1
+(:func:`sipsa_tf.cli.common.guarded`).
 """
-import sys
-
 from absl import app, flags
+
+from sipsa_tf.cli import common as cli
 
 flags.DEFINE_string("out_dir", None, "Destination folder.")
 flags.DEFINE_string("rgb_bands", None, "1-based R,G,B band numbers, e.g. 5,3,2 (default: the "
@@ -23,26 +24,25 @@ flags.DEFINE_integer("to_bits", None, "Rescale DN from the file's L bits to this
 FLAGS = flags.FLAGS
 
 
-def main(argv):
+def convert(paths):
+    """Converts every file of ``paths`` (see the module docstring), printing one line each."""
     from sipsa_tf import data
-    paths = argv[1:]
-    try:
-        if not paths:
-            raise ValueError("give one or more .mat files")
-        if not FLAGS.out_dir:
-            raise ValueError("--out_dir is required")
-        bands = data.parse_bands(FLAGS.rgb_bands) if FLAGS.rgb_bands else None
-        for path in paths:
-            info = data.convert_mat(path, FLAGS.out_dir, rgb_bands=bands, layout=FLAGS.layout,
-                                    to_bits=FLAGS.to_bits)
-            print("%s -> %s, %s (bands %s, MS %dx%d, PAN %dx%d)%s" % (
-                path, info["ms_path"], info["pan_path"], ",".join(map(str, info["rgb_bands"])),
-                info["ms_shape"][0], info["ms_shape"][1], info["pan_shape"][0],
-                info["pan_shape"][1], "; " + info["note"] if info["note"] else ""))
-    except (ValueError, OSError) as err:
-        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
-        return 1
-    return 0
+    from sipsa_tf.errors import UserError
+    if not paths:
+        raise UserError("give one or more .mat files")
+    cli.require(FLAGS, "out_dir")
+    bands = data.parse_bands(FLAGS.rgb_bands) if FLAGS.rgb_bands else None
+    for path in paths:
+        info = data.convert_mat(path, FLAGS.out_dir, rgb_bands=bands, layout=FLAGS.layout,
+                                to_bits=FLAGS.to_bits)
+        print("%s -> %s, %s (bands %s, MS %dx%d, PAN %dx%d)%s" % (
+            path, info["ms_path"], info["pan_path"], ",".join(map(str, info["rgb_bands"])),
+            info["ms_shape"][0], info["ms_shape"][1], info["pan_shape"][0],
+            info["pan_shape"][1], "; " + info["note"] if info["note"] else ""))
+
+
+def main(argv):
+    return cli.guarded(lambda: convert(argv[1:]))
 
 
 def run():

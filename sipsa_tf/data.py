@@ -1,7 +1,7 @@
 """Training and test data for SIPSA-Net: finding and checking PAN/MS files, the tf.data pipeline.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021 (SPEC.md section 6 describes the original's pipeline).
+Satellite Imagery", CVPR 2021; docs/design.md, "Training data", describes the original's pipeline.
 
 Layouts (``.tif`` / ``.tiff`` files):
 
@@ -23,13 +23,15 @@ RGB and PAN files are paired by file name (by sorted order, as the original, wit
 import collections
 import concurrent.futures
 import os
-import re
 
 import numpy as np
 
-SCALE = 4
-MS_BANDS = 3
-IMG_DIV = 2047.0
+from sipsa_tf.constants import IMG_DIV, MS_BANDS, SCALE
+from sipsa_tf.errors import UserError
+from sipsa_tf.io import mat as mat_io
+from sipsa_tf.io import pairs
+from sipsa_tf.utils import files
+
 TRAIN_FOLDER = "Trgbn_TRAIN"
 # The original's training sets: (MS folder, PAN folder); the second one is listed twice.
 ORIGINAL_SETS = (("RGB", "PAN"), ("RGB2", "PAN2"), ("RGB2", "PAN2"))
@@ -45,7 +47,7 @@ Pair.__doc__ = "An MS/PAN file pair: display name and the two paths."
 ImageInfo = collections.namedtuple("ImageInfo", ["pair", "ms_shape", "pan_shape"])
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Training or test data that cannot be used; the message names every bad file."""
 
 
@@ -274,8 +276,8 @@ def read_image(path):
     return image
 
 
-def _shape_problems(ms, pan, min_ms_size, size_reason):
-    """Problems of a decoded pair, each as (which file, text)."""
+def _shape_problems(ms, pan, min_ms_size, size_reason, names):
+    """Problems of a decoded pair, each as (which file, text); file None: the text names both."""
     problems = []
     if ms.ndim != 3 or ms.shape[2] != MS_BANDS:
         bands = ms.shape[2] if ms.ndim == 3 else (1 if ms.ndim == 2 else None)
@@ -293,11 +295,10 @@ def _shape_problems(ms, pan, min_ms_size, size_reason):
     if problems:
         return problems
     h, w = ms.shape[:2]
-    ph, pw = pan.shape[:2]
-    if (ph // SCALE, pw // SCALE) != (h, w):
-        problems.append(("pan", "PAN is %dx%d but must be 4x the MS (%dx%d): expected %dx%d "
-                         "(up to %dx%d)" % (ph, pw, h, w, SCALE * h, SCALE * w,
-                                            SCALE * h + SCALE - 1, SCALE * w + SCALE - 1)))
+    size = pairs.size_problem(names["pan"], pan.shape, names["ms"], ms.shape,
+                              crop=pairs.TRAINING_CROP)
+    if size:
+        problems.append((None, size))
     elif min(h, w) < min_ms_size:
         problems.append(("ms", "MS is %dx%d, smaller than %dx%d (%s)"
                          % (h, w, min_ms_size, min_ms_size, size_reason)))
@@ -323,9 +324,11 @@ def check_pair(pair, min_ms_size=1, size_reason="the minimum", root=None):
             problems.append("%s: unreadable (%s)" % (shown(path), reason))
     if problems:
         return None, problems
-    found = _shape_problems(arrays["ms"], arrays["pan"], min_ms_size, size_reason)
+    names = {key: shown(getattr(pair, key)) for key in ("ms", "pan")}
+    found = _shape_problems(arrays["ms"], arrays["pan"], min_ms_size, size_reason, names)
     if found:
-        return None, ["%s: %s" % (shown(getattr(pair, key)), text) for key, text in found]
+        return None, [text if key is None else "%s: %s" % (names[key], text)
+                      for key, text in found]
     return ImageInfo(pair, arrays["ms"].shape, arrays["pan"].shape), []
 
 
@@ -466,11 +469,7 @@ def training_dataset(pairs, patch, crops_per_image=30, batch_size=4, readers=6,
 
 # ------------------------------------------------------------------ .mat conversion
 
-DEFAULT_RGB_BANDS = {8: (5, 3, 2), 4: (3, 2, 1), 3: (1, 2, 3)}  # 1-based, R G B
-
-
-def _scalar(value):
-    return np.asarray(value).ravel()[0]
+DEFAULT_RGB_BANDS = mat_io.DEFAULT_RGB_BANDS  # 1-based R, G, B by MS band count
 
 
 def convert_mat(mat_path, out_dir, rgb_bands=None, name=None, layout="folders", to_bits=None):
@@ -498,48 +497,10 @@ def convert_mat(mat_path, out_dir, rgb_bands=None, name=None, layout="folders", 
     Raises:
         DataError: missing keys, wrong sizes, NaN, bands out of range.
     """
-    import scipy.io
     import tifffile
 
-    try:
-        mat = scipy.io.loadmat(mat_path)
-    except Exception as err:
-        raise DataError("%s: unreadable .mat file (%s)" % (mat_path, str(err).split("\n")[0]))
-    if "I_PAN" not in mat:
-        raise DataError("%s: no I_PAN variable (found: %s)" % (
-            mat_path, ", ".join(k for k in mat if not k.startswith("__"))))
-    pan = np.asarray(mat["I_PAN"])
-    ms_key = "I_MS_LR" if "I_MS_LR" in mat else ("I_MS" if "I_MS" in mat else None)
-    if ms_key is None:
-        raise DataError("%s: no I_MS_LR or I_MS variable" % mat_path)
-    ms = np.asarray(mat[ms_key])
-    if pan.ndim == 3 and pan.shape[2] == 1:
-        pan = pan[:, :, 0]
-    if pan.ndim != 2 or ms.ndim != 3:
-        raise DataError("%s: I_PAN must be (H, W) and %s (h, w, bands); got %s and %s"
-                        % (mat_path, ms_key, pan.shape, ms.shape))
-    if (pan.shape[0] // SCALE, pan.shape[1] // SCALE) != ms.shape[:2]:
-        raise DataError("%s: I_PAN is %dx%d but %s is %dx%d; the PAN must be 4x the MS%s"
-                        % (mat_path, pan.shape[0], pan.shape[1], ms_key, ms.shape[0],
-                           ms.shape[1], " (this I_MS looks upsampled to the PAN size)"
-                           if ms.shape[:2] == pan.shape else ""))
-    for key, a in (("I_PAN", pan), (ms_key, ms)):
-        if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
-            raise DataError("%s: %s contains NaN or Inf values" % (mat_path, key))
-    bands = ms.shape[2]
-    if rgb_bands is None:
-        if "RGB_indexes" in mat:
-            rgb_bands = tuple(int(b) for b in np.asarray(mat["RGB_indexes"]).ravel())
-        elif bands in DEFAULT_RGB_BANDS:
-            rgb_bands = DEFAULT_RGB_BANDS[bands]
-        else:
-            raise DataError("%s: %d MS bands and no RGB_indexes; pass the R, G, B band numbers"
-                            % (mat_path, bands))
-    rgb_bands = tuple(int(b) for b in rgb_bands)
-    if len(rgb_bands) != 3 or not all(1 <= b <= bands for b in rgb_bands):
-        raise DataError("%s: RGB bands %s must be three numbers in 1..%d"
-                        % (mat_path, ",".join(map(str, rgb_bands)), bands))
-    bits = int(_scalar(mat["L"])) if "L" in mat else None
+    image = mat_io.read_mat(mat_path, rgb_bands, error=DataError)
+    rgb_bands, bits, ms, pan = image.rgb_bands, image.bits, image.ms, image.pan
     rgb = ms[:, :, [b - 1 for b in rgb_bands]].astype(np.float64)
     pan = pan.astype(np.float64)
     note = ""
@@ -564,27 +525,16 @@ def convert_mat(mat_path, out_dir, rgb_bands=None, name=None, layout="folders", 
         ms_path = os.path.join(out_dir, name + FLAT_MS_SUFFIX + ".tif")
         pan_path = os.path.join(out_dir, name + FLAT_PAN_SUFFIX + ".tif")
     else:
-        raise ValueError("layout must be 'folders' or 'flat', got %r" % layout)
-    written = []
-    try:  # temporary names first, renamed when both are written
-        for path, array, photometric in ((ms_path, rgb, "rgb"), (pan_path, pan, "minisblack")):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-            written.append(tmp)
-            tifffile.imwrite(tmp, to_uint16(array), photometric=photometric)
-        for tmp, path in zip(written, (ms_path, pan_path)):
-            os.replace(tmp, path)
-    finally:
-        for tmp in written:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        raise DataError("layout must be 'folders' or 'flat', got %r" % layout)
+    for path in (ms_path, pan_path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    with files.atomic_paths(ms_path, pan_path) as (ms_tmp, pan_tmp):  # renamed when both exist
+        tifffile.imwrite(ms_tmp, to_uint16(rgb), photometric="rgb")
+        tifffile.imwrite(pan_tmp, to_uint16(pan), photometric="minisblack")
     return {"ms_path": ms_path, "pan_path": pan_path, "rgb_bands": rgb_bands, "bits": bits,
             "ms_shape": rgb.shape, "pan_shape": pan.shape, "note": note}
 
 
 def parse_bands(text):
-    """'5,3,2' -> (5, 3, 2)."""
-    if not re.fullmatch(r"\s*\d+\s*,\s*\d+\s*,\s*\d+\s*", text or ""):
-        raise ValueError("bands must be three comma-separated numbers such as 5,3,2, got %r"
-                         % text)
-    return tuple(int(t) for t in text.split(","))
+    """'5,3,2' -> (5, 3, 2) (:func:`sipsa_tf.io.pairs.parse_bands`)."""
+    return pairs.parse_bands(text, what="--rgb_bands", error=DataError)

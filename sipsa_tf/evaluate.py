@@ -11,6 +11,8 @@ import sys
 
 from absl import app, flags
 
+from sipsa_tf.cli import common as cli
+
 FLAGS = flags.FLAGS
 
 
@@ -71,18 +73,9 @@ def config_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    import tensorflow as tf
-    tf.compat.v1.disable_v2_behavior()
-    from sipsa_tf import checkpoints, data, evaluate_lib
-    try:
-        evaluate_lib.run(config_from_flags())
-    except (data.DataError, checkpoints.CheckpointError, ValueError, OSError) as err:
-        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    cli.disable_v2_behavior()
+    from sipsa_tf import evaluate_lib
+    return cli.guarded(lambda: evaluate_lib.run(config_from_flags()))
 
 
 def run():

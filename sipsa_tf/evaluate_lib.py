@@ -38,8 +38,11 @@ import time
 import numpy as np
 
 from sipsa_tf import baselines, data, external, quality, synthetic
-
-SCALE = 4
+from sipsa_tf.errors import UserError
+from sipsa_tf.io import mat as mat_io
+from sipsa_tf.constants import SCALE
+from sipsa_tf.utils import display, files
+from sipsa_tf.utils.progress import Progress
 PROTOCOLS = ("reduced", "full")
 REDUCED_INDICES = ("q2n", "q", "sam", "ergas", "scc")
 FULL_INDICES = ("d_lambda", "d_s", "qnr", "d_lambda_khan", "hqnr")
@@ -66,7 +69,7 @@ ERROR_FRACTION = 0.25  # error maps: white at 1/4 of the displayed (2-98 percent
 PANEL_COLOURS = 256     # panels are saved as palette PNGs of this many colours (small files)
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError):
     """Bad evaluation input (file, folder, method, setting); the message is one line."""
 
 
@@ -138,35 +141,10 @@ def load_mat(path, max_pan=DEFAULT_MAX_PAN, sensor="auto"):
     Raises:
         EvaluationError: unreadable file, missing keys, bad sizes, NaN (naming the file).
     """
-    import scipy.io
-
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as err:  # scipy raises several types for bad files
-        raise EvaluationError("%s: unreadable .mat file (%s)"
-                              % (path, str(err).splitlines()[0] if str(err) else type(err)))
-    keys = ", ".join(k for k in mat if not k.startswith("__")) or "nothing"
-    ms_key = next((k for k in ("I_MS_LR", "I_MS") if k in mat), None)
-    if "I_PAN" not in mat or ms_key is None:
-        raise EvaluationError("%s: needs I_PAN and I_MS_LR or I_MS (found: %s)" % (path, keys))
-    pan = np.squeeze(np.asarray(mat["I_PAN"], np.float64))
-    ms = np.asarray(mat[ms_key], np.float64)
-    if pan.ndim != 2 or ms.ndim != 3 or pan.shape != (SCALE * ms.shape[0],
-                                                      SCALE * ms.shape[1]):
-        raise EvaluationError("%s: I_PAN %s must be exactly 4 times %s %s"
-                              % (path, pan.shape, ms_key, ms.shape))
-    if not (np.all(np.isfinite(pan)) and np.all(np.isfinite(ms))):
-        raise EvaluationError("%s: contains NaN or Inf values" % path)
-    n_bands = ms.shape[2]
-    if "RGB_indexes" in mat:
-        bands = tuple(int(b) for b in np.asarray(mat["RGB_indexes"]).ravel())
-    elif n_bands in data.DEFAULT_RGB_BANDS:
-        bands = data.DEFAULT_RGB_BANDS[n_bands]
-    else:
-        raise EvaluationError("%s: %d MS bands and no RGB_indexes" % (path, n_bands))
-    if len(bands) != 3 or not all(1 <= b <= n_bands for b in bands):
-        raise EvaluationError("%s: RGB bands %s out of 1..%d" % (path, bands, n_bands))
-    bits = int(np.asarray(mat["L"]).ravel()[0]) if "L" in mat else 11
+    image = mat_io.read_mat(path, error=EvaluationError)
+    bands, n_bands = image.rgb_bands, image.ms.shape[2]
+    ms, pan = image.ms.astype(np.float64), image.pan.astype(np.float64)
+    bits = image.bits if image.bits is not None else 11
     name = os.path.splitext(os.path.basename(path))[0]
     if sensor == "auto":
         sensor = sensor_from_name(name)
@@ -334,7 +312,6 @@ def evaluate(scenes, methods, protocols=PROTOCOLS, progress="auto", keep=None):
     Returns:
         list of row dicts with the keys of ``CSV_COLUMNS`` that apply.
     """
-    from sipsa_tf.train_lib import Progress
 
     bar = Progress(len(scenes) * len(protocols) * len(methods.names), "evaluate",
                    mode=progress)
@@ -363,16 +340,8 @@ def evaluate(scenes, methods, protocols=PROTOCOLS, progress="auto", keep=None):
 # ------------------------------------------------------------------ writing
 
 def atomic_write(path, payload):
-    """Writes bytes to ``path`` through a temporary file in the same folder."""
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Writes bytes to ``path`` atomically (:func:`sipsa_tf.utils.files.write_bytes`)."""
+    return files.write_bytes(path, payload)
 
 
 def write_csv(rows, path, columns=CSV_COLUMNS):
@@ -478,8 +447,7 @@ def _font():
 
 
 def _stretch(x, low, high):
-    y = (np.asarray(x, np.float64) - low) / np.maximum(high - low, 1e-6)
-    return np.uint8(np.clip(y, 0.0, 1.0) * 255.0 + 0.5)
+    return display.stretch(x, low, high)
 
 
 def _rgb(tile):
@@ -538,9 +506,9 @@ def panel(inputs, fused_by, crop=128, centre=None):
     x0 = int(np.clip(cx - crop // 2, 0, pan.shape[1] - crop)) // SCALE * SCALE
     window = (slice(y0, y0 + crop), slice(x0, x0 + crop))
     ms_up = np.repeat(np.repeat(ms, SCALE, 0), SCALE, 1)[window]
-    low, high = np.percentile(ms_up, (2, 98), axis=(0, 1))
+    low, high = display.percentiles(ms_up, axis=(0, 1))
     pan_c = np.asarray(pan)[window]
-    tiles = [_stretch(ms_up, low, high), _stretch(pan_c, *np.percentile(pan_c, (2, 98)))]
+    tiles = [_stretch(ms_up, low, high), _stretch(pan_c, *display.percentiles(pan_c))]
     names = ["MS (nearest)", "PAN"]
     errors, error_names = [None, None], ["", ""]
     if reference is not None:

@@ -31,6 +31,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from sipsa_tf.errors import InputError
+from sipsa_tf.io import pairs
+
 __all__ = ["GdalUnavailable", "GdalError", "GDAL_TRANSLATE", "gdal_status", "gdal_available",
            "pansharpen_vrt", "fuse_gdal", "METHODS", "fuse"]
 
@@ -140,26 +143,8 @@ def pansharpen_vrt(pan_file, ms_file, n_bands, algorithm="WeightedBrovey", weigh
 
 
 def _check_inputs(ms, pan, ratio):
-    ms = np.asarray(ms)
-    pan = np.asarray(pan)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, np.integer)) or ratio < 1:
-        raise ValueError("ratio must be a positive integer, got %r" % (ratio,))
-    for name, arr in (("ms", ms), ("pan", pan)):
-        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-            raise ValueError("%s must be a real numeric array, got dtype %s" % (name, arr.dtype))
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("%s contains NaN or Inf values" % name)
-    if ms.ndim != 3 or min(ms.shape) < 1:
-        raise ValueError("ms must be a non-empty (h, w, C) array, got shape %s" % (ms.shape,))
-    if pan.ndim == 3 and pan.shape[2] == 1:
-        pan = pan[:, :, 0]
-    if pan.ndim != 2:
-        raise ValueError("pan must be an (H, W) or (H, W, 1) array, got shape %s" % (pan.shape,))
-    h, w = ms.shape[:2]
-    if pan.shape != (ratio * h, ratio * w):
-        raise ValueError("pan must be exactly %d times the MS size: got PAN %dx%d for MS %dx%d"
-                         % (ratio, pan.shape[0], pan.shape[1], h, w))
-    return ms.astype(np.float32), pan.astype(np.float32), int(ratio)
+    ms, pan, ratio = pairs.check_arrays(ms, pan, ratio, finite=True, error=InputError)
+    return ms.astype(np.float32), pan.astype(np.float32), ratio
 
 
 def fuse_gdal(ms, pan, ratio=4, weights=None, resampling="Cubic", threads=1,

@@ -16,11 +16,13 @@ rasters in and out without holding a whole scene in memory:
 import collections
 import os
 import queue
-import tempfile
 import threading
 
 import numpy as np
 import tifffile
+
+from sipsa_tf.errors import UserError
+from sipsa_tf.utils import files
 
 # GeoTIFF georeferencing tags, copied from the PAN to every output.
 GEO_TAGS = {
@@ -38,7 +40,7 @@ BIGTIFF_BYTES = 2 << 30
 DEFLATE_LEVEL = 1  # of the output (see TiffSink)
 
 
-class RasterError(ValueError):
+class RasterError(UserError):
     """An input raster that cannot be used; the message names the file and the problem."""
 
 
@@ -234,13 +236,7 @@ def extratags(geo_tags, nodata=None):
     return tags
 
 
-def temporary_path(path):
-    """A new empty temporary file beside ``path`` (same directory, so renaming is atomic)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".part",
-                               dir=directory)
-    os.close(fd)
-    return tmp
+temporary_path = files.temporary_path  # re-exported; the one home is sipsa_tf.utils.files
 
 
 class _Abort(Exception):
@@ -337,6 +333,5 @@ class TiffSink:
         if self._thread.is_alive():
             self._put(_Abort)
             self._thread.join()
-        if self._tmp is not None and os.path.exists(self._tmp):
-            os.unlink(self._tmp)
+        files.remove(self._tmp)
         self._tmp = None

@@ -9,32 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from sipsa_tf import checkpoints, losses, metrics, model, network, ops, validation
-
-
-def make_session_config(threads=0, inter_op=True):
-    """Session options used by the package: thread counts and Grappler's remapper off.
-
-    On the graphs that compute the original's test metrics the remapper fails after the
-    arithmetic optimiser's rewrite and logs ``remapper failed: INVALID_ARGUMENT: Mutation::Apply
-    error`` (the change is discarded). Turning it off removes the message and changes no number
-    (tests/test_train.py compares losses, weights after AdamW steps and test outputs).
-
-    Args:
-        threads: intra-op threads (and inter-op threads if ``inter_op``); 0: TensorFlow's
-            default.
-        inter_op: also set the inter-op thread count.
-
-    Returns:
-        A ``tf.compat.v1.ConfigProto``.
-    """
-    from tensorflow.core.protobuf import rewriter_config_pb2
-    proto = tf.compat.v1.ConfigProto()
-    if threads > 0:
-        proto.intra_op_parallelism_threads = threads
-        if inter_op:
-            proto.inter_op_parallelism_threads = threads
-    proto.graph_options.rewrite_options.remapping = rewriter_config_pb2.RewriterConfig.OFF
-    return proto
+from sipsa_tf.session import make_session_config, open_session
 
 
 class Pansharpener:
@@ -83,16 +58,8 @@ class Pansharpener:
             self._loss = losses.sipsa_loss(fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
                                            per_sample=per_sample, literal=literal)["loss"]
             self.variables = network.network_variables(self.graph)
-            self.session = tf.compat.v1.Session(
-                graph=self.graph, config=session_config or make_session_config())
-            if self.checkpoint is None:
-                self.session.run(tf.compat.v1.variables_initializer(self.variables))
-            else:
-                try:
-                    checkpoints.restore(self.session, self.checkpoint, self.variables)
-                except Exception:
-                    self.session.close()
-                    raise
+            self.session = open_session(self.graph, self.variables, self.checkpoint,
+                                        session_config or make_session_config())
         self.graph.finalize()
 
     def _feed(self, ms, pan, min_ms_size):

@@ -1,10 +1,10 @@
 """SIPSA-Net's training loss: edge losses and the shift-invariant spectral (colour) losses.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021 (SPEC.md section 4). All terms are computed in the normalised
-domain. The colour loss compares the output with circularly shifted copies of the upsampled MS and
-keeps, per pixel and channel, the smallest absolute difference; the shift lists are data
-(``data/shift_candidates.json``, the original's order, duplicates included).
+Satellite Imagery", CVPR 2021; docs/design.md, "Loss and its quirks". All terms are computed in the
+normalised domain. The colour loss compares the output with circularly shifted copies of the
+upsampled MS and keeps, per pixel and channel, the smallest absolute difference; the shift lists
+are data (``data/shift_candidates.json``, the original's order, duplicates included).
 """
 import functools
 import json
@@ -13,8 +13,8 @@ import os
 import tensorflow as tf
 
 from sipsa_tf import ops
+from sipsa_tf.constants import SCALE
 
-SCALE = 4
 EDGE_WEIGHT = 10.0
 COLOR_WEIGHT = 5.0
 BIG_WEIGHT = 4.0  # the PAN-resolution terms count four times

@@ -1,16 +1,16 @@
 """The original SIPSA-Net test metrics (ERGAS, SCC, SCC2, Q, D_lambda, D_s, QNR) as graph ops.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021 (SPEC.md section 7). These are the original code's own definitions,
-kept exactly so that reported numbers compare with the paper's training logs; the standard
-indices of the pansharpening literature are in :mod:`sipsa_tf.quality`.
-All inputs are (B, H, W, C) float32 tensors with values in [0, 1].
+Satellite Imagery", CVPR 2021; docs/design.md, "Metrics and test images". These are the original
+code's own definitions, kept exactly so that reported numbers compare with the paper's training
+logs; the standard indices of the pansharpening literature are in :mod:`sipsa_tf.quality`. All
+inputs are (B, H, W, C) float32 tensors with values in [0, 1].
 """
 import tensorflow as tf
 
 from sipsa_tf import ops
+from sipsa_tf.constants import SCALE
 
-SCALE = 4
 Q_BLOCK = 32
 ERGAS_EPS = 1e-10
 SCC_EPS = 1e-10

@@ -1,8 +1,8 @@
 """Normalisation around SIPSA-Net and the inference / training forward passes.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021 (SPEC.md section 2). Inputs are reflectance-like values in
-[0, 1] (digital numbers / 2047 for 11-bit data). The network sees locally normalised MS and PAN
+Satellite Imagery", CVPR 2021; docs/design.md, "Normalisation". Inputs are reflectance-like values
+in [0, 1] (digital numbers / 2047 for 11-bit data). The network sees locally normalised MS and PAN
 (local mean and standard deviation from a 9 x 9 Gaussian window) and its outputs are mapped back
 with the MS statistics.
 """
@@ -11,8 +11,8 @@ import collections
 import tensorflow as tf
 
 from sipsa_tf import network, ops
+from sipsa_tf.constants import MS_BANDS, SCALE
 
-SCALE = network.SCALE
 STD_EPS = 1e-4
 # The smallest MS height/width the graph supports: the 9 x 9 REFLECT-padded Gaussian of the local
 # statistics needs more than 4 pixels on each side.
@@ -50,9 +50,11 @@ def forward(ms, pan, fam=None, pan_window=None):
         ms: (B, h, w, 3) float32 MS, values DN / 2047; h, w >= MIN_MS_SIZE.
         pan: (B, 4h, 4w, 1) float32 PAN, same scale.
         fam: optional feature-alignment op (``ops.local_conv_literal`` for the literal graph).
-        pan_window: optional callable (B, 4h, 4w, C) -> (B, H', W', C) cutting a window out of
-            PAN-resolution tensors; ``output``, ``aligned`` and ``out4`` are then computed on that
-            window only (see :func:`network.sipsa_net`; for tiled inference).
+        pan_window: optional callable ``pan_window(tensor, name)`` -> (B, H', W', C) cutting a
+            window out of each PAN-resolution tensor it is handed: "u" and "pan_n" (see
+            :func:`network.sipsa_net`), then "up_mean", "up_std" (the MS statistics at PAN
+            resolution) and "aligned_up"; ``output``, ``aligned`` and ``out4`` are then computed
+            on that window only (for tiled inference, :mod:`sipsa_tf.scene`).
 
     Returns:
         A :class:`Forward` of tensors.
@@ -65,12 +67,13 @@ def forward(ms, pan, fam=None, pan_window=None):
     pan_n = (pan - pan_mean) / pan_std
     with network.network_scope():
         out4, aligned4 = network.sipsa_net(ms_n, pan_n, fam=fam, pan_window=pan_window)
-    bands = network.MS_BANDS
+    bands = MS_BANDS
     up_mean = ops.resize_blur(ms_mean, SCALE)
     up_std = ops.resize_blur(ms_std, SCALE)
     aligned_up = ops.resize_blur(aligned4[..., :bands], SCALE)
     if pan_window is not None:
-        up_mean, up_std, aligned_up = (pan_window(t) for t in (up_mean, up_std, aligned_up))
+        up_mean, up_std, aligned_up = (pan_window(t, name) for t, name in (
+            (up_mean, "up_mean"), (up_std, "up_std"), (aligned_up, "aligned_up")))
     output = out4[..., :bands] * up_std + up_mean
     aligned = aligned_up * up_std + up_mean
     return Forward(output, aligned, out4, aligned4, ms_n, pan_n)

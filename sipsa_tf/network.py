@@ -1,10 +1,10 @@
 """The SIPSA-Net generator: kernel branch, feature alignment module and fusion branch.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021 (SPEC.md section 3). The network is a pure function of normalised
-tensors; its variables live in the single scope ``op_net/G`` with the original names
-``w_convNN`` / ``b_convNN`` (numbers 12 and 18 unused), so checkpoints written by the original code
-restore by name.
+Satellite Imagery", CVPR 2021; docs/design.md, "Network" and "Feature alignment module". The
+network is a pure function of normalised tensors; its variables live in the single scope
+``op_net/G`` with the original names ``w_convNN`` / ``b_convNN`` (numbers 12 and 18 unused), so
+checkpoints written by the original code restore by name.
 """
 import contextlib
 
@@ -12,12 +12,11 @@ import numpy as np
 import tensorflow as tf
 
 from sipsa_tf import ops
+from sipsa_tf.constants import MS_BANDS, SCALE
 
 OUTER_SCOPE = "op_net"  # the original's tf.make_template name
 INNER_SCOPE = "G"       # the network's own variable scope
 SCOPE = OUTER_SCOPE + "/" + INNER_SCOPE
-SCALE = 4
-MS_BANDS = 3
 LEAK = 0.1
 INIT_GAIN = 0.1  # the original's 'ini' option of its fan-average uniform initialiser
 
@@ -84,11 +83,13 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None):
         ms_n: (B, h, w, 3) normalised MS, h, w >= 1.
         pan_n: (B, 4h, 4w, 1) normalised PAN.
         fam: the feature alignment op, ``ops.local_conv`` (default) or ``ops.local_conv_literal``.
-        pan_window: optional callable cutting a window out of PAN-resolution tensors,
-            (B, 4h, 4w, C) -> (B, H', W', C). The PAN-resolution tail (after depth_to_space) then
-            runs on that window only, and ``out4`` is (B, H', W', 4). Used by tiled inference
-            (sipsa_tf.scene): the result equals the full computation except within the tail's
-            receptive field (3 PAN pixels) of a window edge that is not an image edge.
+        pan_window: optional callable ``pan_window(tensor, name)`` cutting a window out of the
+            PAN-resolution tensors it is handed, (B, 4h, 4w, C) -> (B, H', W', C); ``name`` says
+            which tensor it is ("u": the depth_to_space output, "pan_n"). The PAN-resolution
+            tail (after depth_to_space) then runs on that window only, and ``out4`` is
+            (B, H', W', 4). Used by tiled inference (sipsa_tf.scene): the result equals the full
+            computation except within the tail's receptive field (3 PAN pixels) of a window edge
+            that is not an image edge.
 
     Returns:
         (out4, aligned4): (B, 4h, 4w, 4) fused output and (B, h, w, 4) aligned MS, both in the
@@ -116,7 +117,7 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None):
     u = conv.residual(u, 3, 5)
     u = tf.nn.depth_to_space(conv(u, 3, 4 * SCALE * SCALE, tile=SCALE * SCALE), SCALE)
     if pan_window is not None:
-        u, pan_n = pan_window(u), pan_window(pan_n)
+        u, pan_n = pan_window(u, "u"), pan_window(pan_n, "pan_n")
     u = conv(u, 3, 64)
     u = conv.residual(u, 3, 2)
     out4 = conv(tf.concat([u, tf.abs(ops.sobel2(pan_n))], axis=3), 1, 4)

@@ -1,8 +1,8 @@
 """Primitive tensor operations of SIPSA-Net, as graph-mode TensorFlow ops.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021. The definitions follow ``SPEC.md`` section 1 (what the original
-code computes). All tensors are NHWC float32; the channel count must be static, the spatial size
+Satellite Imagery", CVPR 2021. docs/design.md describes what the original code computes with
+them. All tensors are NHWC float32; the channel count must be static, the spatial size
 may be dynamic.
 """
 import numpy as np

@@ -10,10 +10,9 @@ exits with status 1 (inputs are checked before TensorFlow is loaded); Ctrl-C (or
 with status 130; neither leaves files behind. The graph is built in its own ``tf.Graph``, so
 TensorFlow's v2 behaviour needs no switching off.
 """
-import signal
-import sys
-
 from absl import app, flags
+
+from sipsa_tf.cli import common as cli
 
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
                     "read; the original's model-100000 works too).")
@@ -45,35 +44,22 @@ flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "Progress bar on st
 FLAGS = flags.FLAGS
 
 
-def _terminate(signum, frame):
-    del signum, frame
-    raise KeyboardInterrupt()
+def _pansharpen():
+    cli.require(FLAGS, "checkpoint", "pan", "ms", "out")
+    from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
+    options = scene.SceneOptions(
+        bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
+        tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
+        aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
+        preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress)
+    summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out, options)
+    scene.print_summary(summary)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        for name in ("checkpoint", "pan", "ms", "out"):
-            if not getattr(FLAGS, name):
-                raise ValueError("--%s is required" % name)
-        from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
-        options = scene.SceneOptions(
-            bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
-            tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
-            aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
-            preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress)
-        summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
-                                         options)
-        scene.print_summary(summary)
-    except (ValueError, OSError) as err:
-        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; no output written", file=sys.stderr)
-        return 130
-    return 0
+    return cli.guarded(_pansharpen, interrupted="interrupted; no output written", sigterm=True)
 
 
 def run():

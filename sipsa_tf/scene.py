@@ -26,12 +26,15 @@ import time
 
 import numpy as np
 
-from sipsa_tf import geotiff, validation
+from sipsa_tf import geotiff
+from sipsa_tf.constants import MS_BANDS, SCALE
+from sipsa_tf.errors import UserError
+from sipsa_tf.io import pairs
+from sipsa_tf.utils import display, files
+from sipsa_tf.utils.progress import Progress
 
 # TensorFlow (and the modules that build graphs) is imported by TileModel only, so that bad input
 # is reported without loading it.
-SCALE = validation.SCALE
-MS_BANDS = validation.MS_BANDS
 MIN_MS_SIZE = 5  # model.MIN_MS_SIZE (tests/test_scene.py checks they agree)
 # Receptive field of one output pixel on each side: 123 PAN pixels measured by perturbing single
 # input pixels (tests/test_scene.py), rounded up to whole MS pixels.
@@ -44,7 +47,7 @@ DEFAULT_TAIL_TILE = 768
 SCAN_ROWS = 1024
 
 
-class SceneError(ValueError):
+class SceneError(UserError):
     """Inputs or options that cannot be processed; the message is one sentence."""
 
 
@@ -107,13 +110,8 @@ class SceneOptions:
 
 
 def parse_bands(text):
-    """'5,3,2' -> (5, 3, 2); raises SceneError on anything else."""
-    try:
-        bands = tuple(int(part) for part in str(text).split(","))
-    except ValueError:
-        raise SceneError("--bands must be comma-separated 1-based band numbers, e.g. 5,3,2; "
-                         "got %r" % text)
-    return bands
+    """'5,3,2' -> (5, 3, 2) (:func:`sipsa_tf.io.pairs.parse_bands`); raises SceneError."""
+    return pairs.parse_bands(text, what="--bands", error=SceneError)
 
 
 def _grow(c0, c1, pad, lo, hi, length):
@@ -178,9 +176,10 @@ def tail_box(sub, window, lengths, margin=TAIL_MARGIN):
             (crops[0], crops[1], sub[1] - sub[0], sub[3] - sub[2]))
 
 
-# What the PAN-resolution tail takes from the rest of the graph, in the order model.forward hands
-# it to its pan_window hook, with channel counts: the network's depth_to_space output, the
-# normalised PAN, the MS statistics and the aligned MS at PAN resolution.
+# What the PAN-resolution tail takes from the rest of the graph, by the names model.forward gives
+# them when it hands them to its pan_window hook, with channel counts: the network's
+# depth_to_space output, the normalised PAN, the MS statistics and the aligned MS at PAN
+# resolution.
 TAIL_INPUTS = (("u", 4), ("pan_n", 1), ("up_mean", 3), ("up_std", 3), ("aligned_up", 3))
 
 
@@ -201,7 +200,7 @@ class TileModel:
 
     def __init__(self, checkpoint, threads=0, seed=None):
         import tensorflow as tf
-        from sipsa_tf import checkpoints, inference, model, network, ops
+        from sipsa_tf import checkpoints, model, network, ops, session
         self.checkpoint = None if checkpoint is None else checkpoints.resolve(checkpoint)
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -209,34 +208,26 @@ class TileModel:
                 tf.compat.v1.set_random_seed(seed)
             self._ms = tf.compat.v1.placeholder(tf.float32, [None, None, 3], "ms")
             self._pan = tf.compat.v1.placeholder(tf.float32, [None, None], "pan")
-            handed, fed = [], []
+            channels = dict(TAIL_INPUTS)
+            self._handed, self._fed = {}, {}
 
-            def substitute(t):
-                name, channels = TAIL_INPUTS[len(handed)]
-                assert t.shape.as_list()[-1] == channels, (name, t.shape)
-                handed.append(t[0])
-                fed.append(tf.compat.v1.placeholder(tf.float32, [None, None, channels], name))
-                return fed[-1][None]
+            def substitute(t, name):
+                assert name in channels and name not in self._handed, name
+                assert t.shape.as_list()[-1] == channels[name], (name, t.shape)
+                self._handed[name] = t[0]
+                self._fed[name] = tf.compat.v1.placeholder(
+                    tf.float32, [None, None, channels[name]], name)
+                return self._fed[name][None]
 
             fwd = model.forward(self._ms[None], self._pan[None, :, :, None],
                                 fam=ops.local_conv_fused, pan_window=substitute)
-            assert len(handed) == len(TAIL_INPUTS)
-            names = [name for name, _ in TAIL_INPUTS]
-            self._handed = dict(zip(names, handed))
-            self._fed = dict(zip(names, fed))
+            assert set(self._handed) == set(channels), sorted(self._handed)
             self._output = tf.clip_by_value(fwd.output[0], 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned[0], 0.0, 1.0)
             self.variables = network.network_variables(self.graph)
-            self.session = tf.compat.v1.Session(
-                graph=self.graph, config=inference.make_session_config(threads, inter_op=False))
-            if self.checkpoint is None:
-                self.session.run(tf.compat.v1.variables_initializer(self.variables))
-            else:
-                try:
-                    checkpoints.restore(self.session, self.checkpoint, self.variables)
-                except Exception:
-                    self.session.close()
-                    raise
+            self.session = session.open_session(
+                self.graph, self.variables, self.checkpoint,
+                session.make_session_config(threads, inter_op=False))
         self.graph.finalize()
 
     def features(self, ms, pan, aligned=False):
@@ -340,14 +331,6 @@ def _scan_max(raster, bands, nodata, factor=1):
     return best
 
 
-def _pair_message(pan, ms):
-    want = (SCALE * ms.height, SCALE * ms.width)
-    return ("%s is %d x %d pixels (rows x columns) but must be exactly 4x %s (%d x %d), i.e. "
-            "%d x %d: off by %+d rows and %+d columns"
-            % (pan.path, pan.height, pan.width, ms.path, ms.height, ms.width, want[0], want[1],
-               pan.height - want[0], pan.width - want[1]))
-
-
 def check_inputs(pan, ms, options):
     """Checks a PAN/MS pair against the options; returns (band indices 0-based, bits, nodata).
 
@@ -365,8 +348,8 @@ def check_inputs(pan, ms, options):
     if pan.dtype != ms.dtype:
         raise SceneError("%s and %s have different data types (%s and %s)"
                          % (pan.path, ms.path, pan.dtype, ms.dtype))
-    if (pan.height, pan.width) != (SCALE * ms.height, SCALE * ms.width):
-        raise SceneError(_pair_message(pan, ms))
+    pairs.check_sizes(pan.path, (pan.height, pan.width), ms.path, (ms.height, ms.width),
+                      error=SceneError)
     if min(ms.height, ms.width) < MIN_MS_SIZE:
         raise SceneError("%s is %d x %d; the smallest MS supported is %d x %d pixels"
                          % (ms.path, ms.height, ms.width, MIN_MS_SIZE, MIN_MS_SIZE))
@@ -446,18 +429,10 @@ class _Preview:
         for band in range(3):
             channel = self.image[..., band]
             valid = channel[np.isfinite(channel)]
-            if valid.size == 0:
-                continue
-            low, high = np.percentile(valid, [2, 98])
-            stretched = (channel - low) / max(high - low, 1e-12)
-            out[..., band] = np.rint(255 * np.clip(np.nan_to_num(stretched), 0, 1))
-        tmp = geotiff.temporary_path(self.path)
-        try:
+            if valid.size:
+                out[..., band] = display.stretch(channel, *display.percentiles(valid), eps=1e-12)
+        with files.atomic_path(self.path) as tmp:
             Image.fromarray(out, "RGB").save(tmp, format="PNG")
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
 
 
 def _invalid_mask(pan, ms, nodata):
@@ -507,7 +482,6 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
                 raise SceneError("%s: nodata %g is not a value of its type %s"
                                  % (pan_path, nodata, pan.dtype))
-        from sipsa_tf.train_lib import Progress  # imports TensorFlow
         own_model = tile_model is None
         if own_model:
             tile_model = TileModel(checkpoint, threads=options.threads)

@@ -40,8 +40,9 @@ import numpy as np
 from scipy import ndimage
 
 from sipsa_tf import data, quality, synthetic
+from sipsa_tf.constants import SCALE
+from sipsa_tf.errors import UserError
 
-SCALE = data.SCALE
 PARTS = ("train", "held_out")
 SYNTHETIC_STREAM = 71   # rng stream of the training scenes (the benchmarks use 51, 52 and the
                         # synthetic sets 0-3): the training scenes are never benchmark scenes
@@ -172,10 +173,10 @@ class Displacement:
 
     def validate(self):
         if self.max_offset < 0 or self.local_offset < 0:
-            raise ValueError("offsets must be >= 0, got max_offset=%s local_offset=%s"
+            raise UserError("offsets must be >= 0, got max_offset=%s local_offset=%s"
                              % (self.max_offset, self.local_offset))
         if not 0 <= self.aligned_fraction <= 1:
-            raise ValueError("aligned_fraction must be in [0, 1], got %s" % self.aligned_fraction)
+            raise UserError("aligned_fraction must be in [0, 1], got %s" % self.aligned_fraction)
 
     @property
     def margin(self):
@@ -382,7 +383,7 @@ def dataset(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
     if supervised:
         spec.append(tf.TensorSpec([batch_size, big, big, 3], tf.float32))
     if any(isinstance(s, FullResImage) != (not supervised) for s in sources):
-        raise ValueError("sources mix full-resolution and supervised images")
+        raise UserError("sources mix full-resolution and supervised images")
 
     def generate():
         return batches(sources, patch, batch_size, seed, displacement, synthetic_fraction,

@@ -28,13 +28,13 @@ Command line: ``python -m sipsa_tf.synthetic --out_dir data/synthetic [--seed 0]
 import json
 import os
 import shutil
-import sys
-import tempfile
 
 import numpy as np
 from scipy import ndimage
 
-SCALE = 4
+from sipsa_tf.constants import SCALE
+from sipsa_tf.utils import files
+from sipsa_tf.errors import UserError
 DN_MAX = 2047  # 11-bit data, as WorldView-3
 FORMAT_VERSION = 1
 MANIFEST = "synthetic.json"
@@ -294,7 +294,7 @@ def generate(out_dir, seed=DEFAULTS["seed"], n_train=DEFAULTS["n_train"],
     """
     params = _params(seed, n_train, n_road, n_test, ms_size)
     if ms_size < 16:
-        raise ValueError("ms_size must be at least 16, got %d" % ms_size)
+        raise UserError("ms_size must be at least 16, got %d" % ms_size)
     if not force and is_generated(out_dir, seed=seed, n_train=n_train, n_road=n_road,
                                   n_test=n_test, ms_size=ms_size):
         return out_dir
@@ -302,7 +302,7 @@ def generate(out_dir, seed=DEFAULTS["seed"], n_train=DEFAULTS["n_train"],
 
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".synthetic-", dir=parent)
+    tmp = files.temporary_directory(out_dir)
     try:
         scenes = []
         counts = {"train": n_train, "road": n_road, "test": n_test}
@@ -325,7 +325,7 @@ def generate(out_dir, seed=DEFAULTS["seed"], n_train=DEFAULTS["n_train"],
             leftovers = [n for n in os.listdir(out_dir)
                          if n not in (TRAIN_FOLDER, TEST_FOLDER, MANIFEST)]
             if leftovers:
-                raise ValueError("%s exists and holds other files (%s); choose an empty or new "
+                raise UserError("%s exists and holds other files (%s); choose an empty or new "
                                  "folder for the synthetic set" % (out_dir, ", ".join(leftovers)))
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -345,17 +345,17 @@ def main(argv=None):
         parser.add_argument("--" + key, type=int, default=DEFAULTS[key])
     parser.add_argument("--force", action="store_true", help="regenerate even if present")
     args = parser.parse_args(argv)
-    try:
-        existed = is_generated(args.out_dir, seed=args.seed, n_train=args.n_train,
-                               n_road=args.n_road, n_test=args.n_test, ms_size=args.ms_size)
-        generate(args.out_dir, args.seed, args.n_train, args.n_road, args.n_test, args.ms_size,
-                 force=args.force)
-    except (ValueError, OSError) as err:
-        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
-        return 1
-    print("%s synthetic scenes in %s" % ("found" if existed and not args.force else "wrote",
-                                         args.out_dir))
-    return 0
+    from sipsa_tf.cli import common as cli
+    settings = dict(seed=args.seed, n_train=args.n_train, n_road=args.n_road,
+                    n_test=args.n_test, ms_size=args.ms_size)
+
+    def body():
+        existed = is_generated(args.out_dir, **settings)
+        generate(args.out_dir, force=args.force, **settings)
+        print("%s synthetic scenes in %s" % ("found" if existed and not args.force else "wrote",
+                                             args.out_dir))
+
+    return cli.guarded(body)
 
 
 if __name__ == "__main__":

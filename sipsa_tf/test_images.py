@@ -1,10 +1,11 @@
 """The original's test step: full test images through SIPSA-Net, metrics, stretched PNGs, tables.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021 (SPEC.md section 7). Per test image: MS cropped to a multiple of 4
-and PAN to a multiple of 16 (as the original does, and said in the log when it happens), the
-network output and the aligned MS clipped to [0, 1], the original's two metric lists
-``[ERGAS, SCC, Q, QNR]`` and ``[ERGAS, SCC2(aligned), Q, QNR]``, averaged over the images.
+Satellite Imagery", CVPR 2021; docs/design.md, "Metrics and test images". Per test image: MS
+cropped to a multiple of 4 and PAN to a multiple of 16 (as the original does, and said in the log
+when it happens), the network output and the aligned MS clipped to [0, 1], the original's two
+metric lists ``[ERGAS, SCC, Q, QNR]`` and ``[ERGAS, SCC2(aligned), Q, QNR]``, averaged over the
+images.
 
 Images are written as the original writes them: every image 2-98 percentile stretched per channel
 (percentiles of the image itself), clipped, times 255 and truncated to 8 bits:
@@ -27,9 +28,10 @@ import os
 import numpy as np
 
 from sipsa_tf import data
+from sipsa_tf.constants import SCALE
+from sipsa_tf.utils import display
 
-SCALE = 4
-STRETCH_PERCENTILES = (2, 98)
+STRETCH_PERCENTILES = display.STRETCH_PERCENTILES
 STRETCH_EPS = 1.0 / 2 ** 10
 METRIC_COLUMNS = ("ergas", "scc", "q", "qnr", "scc2_aligned")
 # The smallest MS side after cropping: the original's Q index pads 32 x 32 blocks by reflection.
@@ -135,9 +137,7 @@ def percent_stretch(x):
     if y.ndim == 3:
         y = y[:, :, :3]
     low, high = np.percentile(y, STRETCH_PERCENTILES, axis=(0, 1))
-    y = y.astype(np.float32)
-    y = (np.clip(y, low, high) - low) / np.maximum(high - low, STRETCH_EPS)
-    return np.uint8(np.clip(y, 0.0, 1.0) * 255.0)
+    return display.stretch(y, low, high, STRETCH_EPS, np.float32, original=True)
 
 
 def nearest_up(img, scale=SCALE):

@@ -9,9 +9,10 @@ are generated under --out_dir and used. Flags only; the work is done by
 :func:`sipsa_tf.test_images.evaluate_checkpoint`.
 """
 import os
-import sys
 
 from absl import app, flags
+
+from sipsa_tf.cli import common as cli
 
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
                     "read; the original's model-100000 works too).")
@@ -29,28 +30,23 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    import tensorflow as tf
-    tf.compat.v1.disable_v2_behavior()
-    from sipsa_tf import checkpoints, data, synthetic, test_images
-    try:
-        if not FLAGS.checkpoint:
-            raise ValueError("--checkpoint is required")
-        if not FLAGS.out_dir:
-            raise ValueError("--out_dir is required")
-        test_dir = FLAGS.test_dir
-        if not test_dir:
-            scenes_dir = os.path.join(FLAGS.out_dir, "synthetic_scenes")
-            synthetic.generate(scenes_dir, seed=FLAGS.synthetic_seed, n_train=0, n_road=0)
-            test_dir = os.path.join(scenes_dir, synthetic.TEST_FOLDER)
-            print("no --test_dir: synthetic test scenes (seed %d) in %s"
-                  % (FLAGS.synthetic_seed, test_dir))
-        test_images.evaluate_checkpoint(FLAGS.checkpoint, test_dir, FLAGS.out_dir,
-                                        img_div=FLAGS.img_div, stamp=FLAGS.stamp,
-                                        pair_by_order=FLAGS.pair_by_order)
-    except (data.DataError, checkpoints.CheckpointError, ValueError, OSError) as err:
-        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
-        return 1
-    return 0
+    cli.disable_v2_behavior()
+    return cli.guarded(_evaluate)
+
+
+def _evaluate():
+    from sipsa_tf import synthetic, test_images
+    cli.require(FLAGS, "checkpoint", "out_dir")
+    test_dir = FLAGS.test_dir
+    if not test_dir:
+        scenes_dir = os.path.join(FLAGS.out_dir, "synthetic_scenes")
+        synthetic.generate(scenes_dir, seed=FLAGS.synthetic_seed, n_train=0, n_road=0)
+        test_dir = os.path.join(scenes_dir, synthetic.TEST_FOLDER)
+        print("no --test_dir: synthetic test scenes (seed %d) in %s"
+              % (FLAGS.synthetic_seed, test_dir))
+    test_images.evaluate_checkpoint(FLAGS.checkpoint, test_dir, FLAGS.out_dir,
+                                    img_div=FLAGS.img_div, stamp=FLAGS.stamp,
+                                    pair_by_order=FLAGS.pair_by_order)
 
 
 def run():

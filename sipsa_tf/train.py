@@ -6,9 +6,9 @@
 Flags only; the work is done by :func:`sipsa_tf.train_lib.train`. Data or checkpoint problems
 print one line and exit with status 1.
 """
-import sys
-
 from absl import app, flags
+
+from sipsa_tf.cli import common as cli
 
 FLAGS = flags.FLAGS
 
@@ -95,22 +95,18 @@ def config_from_flags():
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    import tensorflow as tf
-    tf.compat.v1.disable_v2_behavior()
-    from sipsa_tf import checkpoints, data, synthetic, train_lib
-    try:
-        if FLAGS.generate_synthetic:
-            if not FLAGS.data_dir:
-                raise ValueError("--generate_synthetic needs --data_dir")
-            synthetic.generate(FLAGS.data_dir, seed=FLAGS.synthetic_seed)
-        train_lib.train(config_from_flags())
-    except (data.DataError, checkpoints.CheckpointError, ValueError, OSError) as err:
-        print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    cli.disable_v2_behavior()
+    return cli.guarded(_train)
+
+
+def _train():
+    from sipsa_tf import synthetic, train_lib
+    from sipsa_tf.errors import UserError
+    if FLAGS.generate_synthetic:
+        if not FLAGS.data_dir:
+            raise UserError("--generate_synthetic needs --data_dir")
+        synthetic.generate(FLAGS.data_dir, seed=FLAGS.synthetic_seed)
+    train_lib.train(config_from_flags())
 
 
 def run():

@@ -1,7 +1,8 @@
 """Session-based SIPSA-Net trainer: AdamW, schedule, atomic checkpoints, resume, logs, summaries.
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
-Satellite Imagery", CVPR 2021 (SPEC.md sections 5-7 describe the original training script).
+Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule", "Training data",
+"Checkpoints") describes the original training script as this port implements it.
 
 * Optimiser: Adam (beta1 0.9, beta2 0.999, eps 1e-8) with decoupled weight decay, as the original's
   ``tf.contrib.opt.extend_with_decoupled_weight_decay(AdamOptimizer)``: before each Adam update
@@ -25,201 +26,25 @@ Satellite Imagery", CVPR 2021 (SPEC.md sections 5-7 describe the original traini
 Library code only: the command line is :mod:`sipsa_tf.train`.
 """
 import csv
-import dataclasses
-import glob
-import io
 import os
-import re
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import (checkpoints, data, inference, losses, model, network, quality, supervised,
-                      test_images)
-
-ADAM_BETA1 = 0.9
-ADAM_BETA2 = 0.999
-ADAM_EPSILON = 1e-8
-CHECKPOINT_BASENAME = "model.ckpt"
-TEMP_MARK = ".tmp-"
-STATE_FILE = "checkpoint"
-FLAGS_FILE = "flags.txt"
-LOG_FILE = "train_log.txt"
-SCALARS_FILE = "train_scalars.csv"
-IMAGES_FOLDER = "Imgs"
-LOSS_TERMS = ("loss", "edge_big", "color_big", "edge_small", "color_small")
-OBJECTIVES = {"original": LOSS_TERMS, "wald": ("loss",)}  # objective -> its loss terms
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    """Every setting of a training run; field names are the command-line flag names.
-
-    Defaults are the original's settings (Proposed_10_16_0.py), except paths.
-    """
-    data_dir: str = None
-    log_dir: str = None
-    checkpoint_dir: str = None      # default: log_dir
-    test_folder: str = "Test"       # <data_dir>/<test_folder>/{RGB,PAN}; skipped if absent
-    test_dir: str = None            # overrides test_folder; must exist
-    pair_by_order: bool = False
-    img_div: float = data.IMG_DIV
-    batch_size: int = 4
-    ms_patch: int = 128
-    crops_per_image: int = 30
-    readers: int = 6
-    shuffle_buffer: int = 300
-    augment: bool = True
-    learning_rate: float = 1e-4
-    weight_decay: float = 1e-7
-    lr_boundary: int = -1           # -1: epochs * iters_per_epoch / 2 - 1, as the original
-    lr_decay: float = 0.1
-    epochs: int = 10
-    iters_per_epoch: int = 10000
-    max_steps: int = 0              # > 0: stop at this global step
-    per_sample_loss: bool = False
-    literal_loss: bool = False
-    test_every: int = 1
-    save_every: int = 0             # > 0: also save every this many steps
-    keep_checkpoints: int = 5       # 0 keeps all
-    summary_every: int = 50
-    seed: int = 0
-    init_checkpoint: str = None
-    init_optimizer: bool = False
-    threads: int = 0                # intra/inter-op threads; 0: TensorFlow's default
-    progress: str = "auto"          # auto (bar on a terminal, 10% lines otherwise), on, off
-    objective: str = "original"     # original (unsupervised) or wald (supervised, docs/training.md)
-    split: str = None               # split file: train on its "train" regions of data_dir/*.mat
-    synthetic_fraction: float = 0.0  # wald: share of crops from synthetic scenes with truth
-    synthetic_scenes: int = 64      # wald: how many synthetic scenes (MS synthetic_size^2)
-    synthetic_size: int = 64
-    max_offset: float = 2.0         # wald: global MS displacement, MS pixels
-    local_offset: float = 0.5       # wald: local MS displacement field amplitude, MS pixels
-    aligned_fraction: float = 0.25  # wald: share of crops left aligned
-
-    @property
-    def total_steps(self):
-        """The global step training stops at."""
-        total = self.epochs * self.iters_per_epoch
-        return min(total, self.max_steps) if self.max_steps > 0 else total
-
-    @property
-    def boundary(self):
-        """The global step after which lr and wd drop by lr_decay."""
-        if self.lr_boundary >= 0:
-            return self.lr_boundary
-        return int(self.epochs * self.iters_per_epoch / 2 - 1)
-
-    def validate(self):
-        """Raises ValueError naming the first bad setting."""
-        positive = ("batch_size", "ms_patch", "crops_per_image", "readers", "shuffle_buffer",
-                    "epochs", "iters_per_epoch", "test_every", "img_div")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError("--%s must be positive, got %s" % (name, getattr(self, name)))
-        if self.ms_patch < model.MIN_MS_SIZE:
-            raise ValueError("--ms_patch must be at least %d, got %d"
-                             % (model.MIN_MS_SIZE, self.ms_patch))
-        if not self.data_dir:
-            raise ValueError("--data_dir is required")
-        if not self.log_dir:
-            raise ValueError("--log_dir is required")
-        if self.progress not in ("auto", "on", "off"):
-            raise ValueError("--progress must be auto, on or off, got %r" % self.progress)
-        if self.objective not in OBJECTIVES:
-            raise ValueError("--objective must be one of %s, got %r"
-                             % (", ".join(OBJECTIVES), self.objective))
-        if not 0 <= self.synthetic_fraction <= 1:
-            raise ValueError("--synthetic_fraction must be in [0, 1], got %s"
-                             % self.synthetic_fraction)
-        if self.synthetic_fraction > 0 and self.objective != "wald":
-            raise ValueError("--synthetic_fraction needs --objective=wald")
-        self.displacement().validate()
-
-    def displacement(self):
-        """The misregistration augmentation of the Wald objective."""
-        return supervised.Displacement(self.max_offset, self.local_offset,
-                                       self.aligned_fraction)
-
-    def to_flags(self):
-        """The settings as a flag file (``--flagfile`` reads it back)."""
-        lines = []
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                lines.append("--%s%s" % ("" if value else "no", field.name))
-            else:
-                lines.append("--%s=%s" % (field.name, value))
-        return "\n".join(lines) + "\n"
-
-
-# ------------------------------------------------------------------------- optimiser
-
-class AdamWOptimizer(tf.compat.v1.train.AdamOptimizer):
-    """Adam with decoupled weight decay: ``var -= weight_decay * var`` before each Adam update.
-
-    As ``tf.contrib.opt.extend_with_decoupled_weight_decay(tf.train.AdamOptimizer)`` of the
-    original, with one ordering guarantee added: the decay of every variable runs after all
-    gradients of the step are computed, so they are the gradients at the undecayed weights.
-    Slot and accumulator names are Adam's (``Adam``, ``Adam_1``, ``beta1_power``,
-    ``beta2_power``).
-
-    Args:
-        weight_decay: float or scalar tensor (not multiplied by the learning rate).
-        learning_rate, beta1, beta2, epsilon: Adam's.
-    """
-
-    def __init__(self, weight_decay, learning_rate, beta1=ADAM_BETA1, beta2=ADAM_BETA2,
-                 epsilon=ADAM_EPSILON, name="Adam"):
-        super().__init__(learning_rate, beta1, beta2, epsilon, use_locking=False, name=name)
-        self._weight_decay = weight_decay
-        self._weight_decay_t = None
-        self._gradients_done = []
-
-    def _prepare(self):
-        super()._prepare()
-        self._weight_decay_t = tf.convert_to_tensor(self._weight_decay, name="weight_decay")
-
-    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        grads_and_vars = list(grads_and_vars)
-        self._gradients_done = [g for g, _ in grads_and_vars if g is not None]
-        return super().apply_gradients(grads_and_vars, global_step=global_step, name=name)
-
-    def _decay(self, var):
-        with tf.control_dependencies(self._gradients_done):
-            decay = tf.cast(self._weight_decay_t, var.dtype.base_dtype) * tf.identity(var)
-            return var.assign_sub(decay, use_locking=self._use_locking).op
-
-    def _apply_dense(self, grad, var):
-        with tf.control_dependencies([self._decay(var)]):
-            return super()._apply_dense(grad, var)
-
-    def _resource_apply_dense(self, grad, var):
-        with tf.control_dependencies([self._decay(var)]):
-            return super()._resource_apply_dense(grad, var)
-
-    def _apply_sparse(self, grad, var):
-        with tf.control_dependencies([self._decay(var)]):
-            return super()._apply_sparse(grad, var)
-
-    def _resource_apply_sparse(self, grad, var, indices):
-        with tf.control_dependencies([self._decay(var)]):
-            return super()._resource_apply_sparse(grad, var, indices)
-
-
-def schedule(global_step, boundary, learning_rate=1e-4, weight_decay=1e-7, decay=0.1):
-    """The original's piecewise-constant schedule.
-
-    Returns:
-        (learning_rate, weight_decay) scalar tensors: base values while global_step <= boundary,
-        times ``decay`` afterwards.
-    """
-    rate = tf.compat.v1.train.piecewise_constant(global_step, [int(boundary)], [1.0, decay])
-    return learning_rate * rate, weight_decay * rate
+from sipsa_tf import checkpoints, data, losses, model, network, quality, supervised, test_images
+from sipsa_tf.constants import SCALE
+from sipsa_tf.session import make_session_config
+# Re-exported so that ``sipsa_tf.train_lib.<name>`` keeps working; each has its home in
+# sipsa_tf.training or sipsa_tf.utils.
+from sipsa_tf.training.checkpoint_manager import (  # noqa: F401
+    CHECKPOINT_BASENAME, STATE_FILE, TEMP_MARK, CheckpointManager)
+from sipsa_tf.training.config import LOSS_TERMS, OBJECTIVES, TrainConfig  # noqa: F401
+from sipsa_tf.training.logs import (  # noqa: F401
+    FLAGS_FILE, IMAGES_FOLDER, LOG_FILE, SCALARS_FILE, RunLog, Summaries, write_flags)
+from sipsa_tf.training.optimizer import (  # noqa: F401
+    ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, AdamWOptimizer, schedule)
+from sipsa_tf.utils.progress import Progress  # noqa: F401
 
 
 # ------------------------------------------------------------------------- graph
@@ -313,7 +138,7 @@ class TrainGraph:
 
     def session(self):
         """A new session on this graph (thread counts from the config)."""
-        config = inference.make_session_config(self.config.threads)
+        config = make_session_config(self.config.threads)
         return tf.compat.v1.Session(graph=self.graph, config=config)
 
     def initialize(self, session):
@@ -351,271 +176,6 @@ class TrainGraph:
             self.saver.restore(session, prefix)
 
 
-# ------------------------------------------------------------------------- checkpoints
-
-def _step_of(prefix):
-    match = re.search(r"-(\d+)$", prefix)
-    return int(match.group(1)) if match else -1
-
-
-class CheckpointManager:
-    """Atomic ``model.ckpt-<step>`` checkpoints in one directory, with a ``checkpoint`` file.
-
-    A save writes ``.tmp-model.ckpt-<step>.*``, renames the data files, then the index, and only
-    then rewrites the state file (itself written to a temporary file and renamed). A checkpoint
-    whose index is present is therefore complete; :meth:`latest` still verifies every candidate
-    (all data shards present and every tensor readable) and falls back to older ones, so a run
-    killed during a save resumes from the last complete checkpoint.
-
-    Args:
-        directory: the checkpoint directory (created).
-        keep: how many recent checkpoints to keep (0: all).
-    """
-
-    def __init__(self, directory, keep=5):
-        self.directory = directory
-        self.keep = keep
-        os.makedirs(directory, exist_ok=True)
-
-    def prefix(self, step):
-        return os.path.join(self.directory, "%s-%d" % (CHECKPOINT_BASENAME, step))
-
-    def remove_temporary(self):
-        """Deletes what an interrupted save left behind: temporary files, data shards whose index
-        was never written (the index is renamed last) and unreadable checkpoints (truncated or
-        corrupt files). Returns the removed file names."""
-        removed = []
-        orphan = re.compile(re.escape(CHECKPOINT_BASENAME) + r"-(\d+)\.data-\d+-of-\d+$")
-        for name in sorted(os.listdir(self.directory)):
-            match = orphan.match(name)
-            if match and not os.path.exists(self.prefix(int(match.group(1))) + ".index"):
-                os.remove(os.path.join(self.directory, name))
-                removed.append(name)
-            elif (name.startswith(TEMP_MARK + CHECKPOINT_BASENAME)
-                  or name == STATE_FILE + ".tmp"):
-                path = os.path.join(self.directory, name)
-                if os.path.isdir(path):
-                    import shutil
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.remove(path)
-                removed.append(name)
-        for step in self.all_steps():
-            prefix = self.prefix(step)
-            if not self.is_complete(prefix):
-                for path in glob.glob(glob.escape(prefix) + ".*"):
-                    os.remove(path)
-                    removed.append(os.path.basename(path))
-        return removed
-
-    def all_steps(self):
-        """Steps of every ``model.ckpt-<step>.index`` here, ascending (complete or not)."""
-        steps = []
-        pattern = os.path.join(self.directory, CHECKPOINT_BASENAME + "-*.index")
-        for path in glob.glob(pattern):
-            step = _step_of(path[:-len(".index")])
-            if step >= 0:
-                steps.append(step)
-        return sorted(steps)
-
-    @staticmethod
-    def is_complete(prefix):
-        """True if the index, every data shard and every tensor of ``prefix`` can be read."""
-        if not os.path.exists(prefix + ".index"):
-            return False
-        shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
-        if not shards:
-            return False
-        match = re.search(r"-of-(\d+)$", shards[0])
-        count = int(match.group(1)) if match else 0
-        expected = ["%s.data-%05d-of-%05d" % (prefix, i, count) for i in range(count)]
-        if count == 0 or not all(os.path.exists(p) for p in expected):
-            return False
-        try:
-            reader = tf.train.load_checkpoint(prefix)
-            for name in reader.get_variable_to_shape_map():
-                reader.get_tensor(name)
-        except Exception:  # missing, truncated or corrupt files
-            return False
-        return True
-
-    def latest(self):
-        """The newest complete checkpoint prefix here, or None."""
-        candidates = []
-        state = self._read_state()
-        if state:
-            candidates.append(state)
-        candidates += [self.prefix(s) for s in reversed(self.all_steps())]
-        for prefix in dict.fromkeys(candidates):
-            if self.is_complete(prefix):
-                return prefix
-        return None
-
-    def _read_state(self):
-        path = os.path.join(self.directory, STATE_FILE)
-        if not os.path.exists(path):
-            return None
-        try:
-            state = tf.train.get_checkpoint_state(self.directory)
-        except Exception:  # an unparsable state file is ignored, the scan decides
-            return None
-        if not state or not state.model_checkpoint_path:
-            return None
-        prefix = state.model_checkpoint_path
-        return prefix if os.path.isabs(prefix) else os.path.join(self.directory, prefix)
-
-    def _write_state(self, latest, kept):
-        lines = ['model_checkpoint_path: "%s"' % os.path.basename(latest)]
-        lines += ['all_model_checkpoint_paths: "%s"' % os.path.basename(p) for p in kept]
-        tmp = os.path.join(self.directory, STATE_FILE + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, os.path.join(self.directory, STATE_FILE))
-
-    def save(self, save_fn, step):
-        """Saves atomically as ``model.ckpt-<step>``; prunes old ones.
-
-        Args:
-            save_fn: writes a checkpoint under the prefix it is given (e.g.
-                ``lambda p: train_graph.save(session, p)``).
-            step: the global step.
-
-        Returns:
-            The checkpoint prefix.
-        """
-        final = self.prefix(step)
-        if not self.is_complete(final):
-            tmp = os.path.join(self.directory, "%s%s-%d" % (TEMP_MARK, CHECKPOINT_BASENAME, step))
-            save_fn(tmp)
-            for path in glob.glob(glob.escape(tmp) + ".data-*"):
-                os.replace(path, final + path[len(tmp):])
-            os.replace(tmp + ".index", final + ".index")
-        steps = [s for s in self.all_steps() if s <= step]
-        kept = steps[-self.keep:] if self.keep > 0 else steps
-        self._write_state(final, [self.prefix(s) for s in kept])
-        for old in steps:
-            if old not in kept:
-                for path in glob.glob(glob.escape(self.prefix(old)) + ".*"):
-                    os.remove(path)
-        return final
-
-
-# ------------------------------------------------------------------------- observability
-
-class RunLog:
-    """Writes lines to a log file (appending) and to a stream, as the original's save_log."""
-
-    def __init__(self, path, stream=None):
-        self.path = path
-        self.stream = stream if stream is not None else sys.stdout
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")
-
-    def __call__(self, line):
-        self.stream.write(line + "\n")
-        self.stream.flush()
-        self._file.write(line + "\n")
-        self._file.flush()
-
-    def close(self):
-        self._file.close()
-
-
-def _clock(seconds):
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return ("%d:%02d:%02d" % (hours, rest // 60, rest % 60)) if hours else \
-        ("%02d:%02d" % (rest // 60, rest % 60))
-
-
-class Progress:
-    """A one-line progress bar with rate and ETA.
-
-    On a terminal the line is redrawn in place (at most every ``min_interval`` seconds);
-    otherwise a full line is printed every ``every`` (a fraction) of the total.
-
-    Args:
-        total: number of steps.
-        desc: text before the bar.
-        stream: where to write (default stderr).
-        mode: "auto", "on" (always redraw in place) or "off".
-    """
-
-    def __init__(self, total, desc="", stream=None, mode="auto", every=0.1, min_interval=0.5,
-                 width=24):
-        self.total, self.desc, self.width = max(int(total), 1), desc, width
-        self.stream = stream if stream is not None else sys.stderr
-        interactive = getattr(self.stream, "isatty", lambda: False)()
-        self.mode = "off" if mode == "off" else ("tty" if mode == "on" or interactive else "lines")
-        self.every, self.min_interval = every, min_interval
-        self.start = time.time()
-        self._last_draw = 0.0
-        self._next_fraction = every
-        self._drawn = False
-
-    def text(self, done, info=""):
-        done = min(done, self.total)
-        elapsed = time.time() - self.start
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else 0.0
-        filled = int(self.width * done / self.total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        return "%s |%s| %d/%d %.2f it/s ETA %s%s" % (
-            self.desc, bar, done, self.total, rate, _clock(eta), ("  " + info) if info else "")
-
-    def update(self, done, info=""):
-        if self.mode == "off":
-            return
-        now = time.time()
-        if self.mode == "tty":
-            if now - self._last_draw >= self.min_interval or done >= self.total:
-                self.stream.write("\r" + self.text(done, info) + "\033[K")
-                self.stream.flush()
-                self._last_draw, self._drawn = now, True
-        elif done / self.total >= self._next_fraction - 1e-9:
-            self.stream.write(self.text(done, info) + "\n")
-            self.stream.flush()
-            while self._next_fraction <= done / self.total + 1e-9:
-                self._next_fraction += self.every
-
-    def close(self):
-        if self.mode == "tty" and self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-class Summaries:
-    """TensorBoard events written from Python values (scalars and uint8 images)."""
-
-    def __init__(self, log_dir, graph):
-        with graph.as_default():  # FileWriter refuses to start under eager execution
-            self.writer = tf.compat.v1.summary.FileWriter(log_dir)
-
-    def scalars(self, step, values):
-        summary = tf.compat.v1.Summary(value=[
-            tf.compat.v1.Summary.Value(tag=tag, simple_value=float(v))
-            for tag, v in values.items()])
-        self.writer.add_summary(summary, step)
-
-    def images(self, step, images):
-        from PIL import Image
-        entries = []
-        for tag, array in images.items():
-            buffer = io.BytesIO()
-            Image.fromarray(array).save(buffer, format="PNG")
-            entries.append(tf.compat.v1.Summary.Value(tag=tag, image=tf.compat.v1.Summary.Image(
-                height=array.shape[0], width=array.shape[1],
-                colorspace=array.shape[2] if array.ndim == 3 else 1,
-                encoded_image_string=buffer.getvalue())))
-        self.writer.add_summary(tf.compat.v1.Summary(value=entries), step)
-
-    def flush(self):
-        self.writer.flush()
-
-    def close(self):
-        self.writer.close()
-
-
 # ------------------------------------------------------------------------- training
 
 def _stream_seed(seed, step):
@@ -628,24 +188,6 @@ def _checkpoint_step(prefix):
         return int(tf.train.load_checkpoint(prefix).get_tensor("global_step"))
     except Exception:
         return 0
-
-
-def _write_flags(config, directories, log):
-    text = config.to_flags()
-    for directory in dict.fromkeys(directories):
-        path = os.path.join(directory, FLAGS_FILE)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                old = f.read()
-            if old != text:
-                was = [line for line in old.splitlines() if line not in text.splitlines()]
-                now = [line for line in text.splitlines() if line not in old.splitlines()]
-                log("flags changed since the previous run in %s: was %s; now %s"
-                    % (directory, " ".join(was) or "-", " ".join(now) or "-"))
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
 
 
 def prepare_data(config):
@@ -683,15 +225,15 @@ def _supervised_sources(config):
         description = "split %s: %s" % (config.split, ", ".join(r.name for r in regions))
     else:
         pairs, description = data.find_training_pairs(config.data_dir, config.pair_by_order)
-        data.check_pairs(pairs, data.SCALE * config.ms_patch, "the Wald training patch, "
+        data.check_pairs(pairs, SCALE * config.ms_patch, "the Wald training patch, "
                          "4 x --ms_patch", what="training data %s" % config.data_dir,
                          root=config.data_dir, workers=max(1, config.readers))
         regions = []
         for pair in pairs:
             ms, pan = data.load_pair(pair, config.img_div)
-            h, w = (n // data.SCALE * data.SCALE for n in ms.shape[:2])
+            h, w = (n // SCALE * SCALE for n in ms.shape[:2])
             regions.append(supervised.Region(
-                os.path.basename(pair.ms), ms[:h, :w], pan[:data.SCALE * h, :data.SCALE * w, 0],
+                os.path.basename(pair.ms), ms[:h, :w], pan[:SCALE * h, :SCALE * w, 0],
                 quality.sensor_subset(None, (1, 2, 3)), None))
     if config.objective == "original":
         return [supervised.FullResImage(r) for r in regions], description
@@ -748,7 +290,7 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
                           else "none (%s not found): test step skipped" % test_dir))
     if removed:
         log("removed leftovers of an interrupted save: %s" % ", ".join(removed))
-    _write_flags(config, [config.log_dir, manager.directory], log)
+    write_flags(config, [config.log_dir, manager.directory], log)
 
     def dataset_fn():
         seed = _stream_seed(config.seed, start_step)

@@ -56,8 +56,9 @@ def test_new_sizes_do_not_grow_the_graph(random_net):
 
 
 @pytest.mark.parametrize("ms_shape,pan_shape,pattern", [
-    ((8, 8, 3), (32, 30), r"pan is 32x30 but must be exactly 4x ms \(8x8\): expected 32x32"),
-    ((8, 8, 3), (16, 16), r"expected 32x32"),
+    ((8, 8, 3), (32, 30), r"pan is 32 x 30 pixels \(rows x columns\) but must be exactly 4x ms "
+                          r"\(8 x 8\), i\.e\. 32 x 32: off by \+0 rows and -2 columns"),
+    ((8, 8, 3), (16, 16), r"i\.e\. 32 x 32: off by -16 rows and -16 columns"),
     ((8, 8, 4), (32, 32), r"ms must have 3 bands in the last axis, got shape \(8, 8, 4\)"),
     ((8, 8), (32, 32), r"ms must have 3 bands"),
     ((8, 8, 3), (32, 32, 2), r"pan must have 1 band in the last axis"),

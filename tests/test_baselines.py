@@ -107,7 +107,8 @@ def test_injection_structure_of_ihs_and_brovey():
 
 def test_bad_inputs_raise_clear_errors():
     ms, pan = _inputs()
-    with pytest.raises(ValueError, match=r"exactly 4 times the MS size: got PAN 30x24"):
+    with pytest.raises(ValueError, match=r"pan is 30 x 24 pixels \(rows x columns\) but must be "
+                                         r"exactly 4x ms"):
         baselines.fuse("gsa", ms, pan[:30])
     with pytest.raises(ValueError, match=r"ms must be a non-empty \(h, w, C\) array"):
         baselines.fuse("ihs", ms[:, :, 0], pan)

@@ -161,7 +161,8 @@ def test_checks_catch_every_bad_case_by_file_name(tmp_path):
     message = str(err.value)
     assert message.startswith("6 problems in training data")
     assert "\n" not in message
-    assert os.path.join("PAN", "ratio2.tif") + ": PAN is 32x32 but must be 4x the MS" in message
+    assert (os.path.join("PAN", "ratio2.tif") + " is 32 x 32 pixels (rows x columns) but must be "
+            "exactly 4x " + os.path.join("RGB", "ratio2.tif")) in message
     assert os.path.join("RGB", "bands4.tif") + ": MS has 4 bands" in message
     assert os.path.join("RGB", "small.tif") + ": MS is 6x6, smaller than 8x8" in message
     assert os.path.join("RGB", "nan.tif") + ": contains NaN or Inf values (1 pixels)" in message
@@ -292,7 +293,7 @@ def test_convert_mat_refuses_wrong_ratio_and_upsampled_ms(tmp_path):
         data.convert_mat(path, str(tmp_path / "out"))
     scipy.io.savemat(path, {"I_MS_LR": np.zeros((16, 16, 8), np.uint16),
                             "I_PAN": np.zeros((32, 32), np.uint16)})
-    with pytest.raises(data.DataError, match="PAN must be 4x the MS"):
+    with pytest.raises(data.DataError, match="I_PAN is 32 x 32 .* must be exactly 4x I_MS_LR"):
         data.convert_mat(path, str(tmp_path / "out"))
 
 
@@ -303,7 +304,7 @@ def test_convert_mat_refuses_unreadable_and_incomplete_files(tmp_path):
         data.convert_mat(str(garbage), str(tmp_path / "out"))
     no_pan = str(tmp_path / "no_pan.mat")
     scipy.io.savemat(no_pan, {"I_MS_LR": np.ones((8, 8, 4), np.uint16)})
-    with pytest.raises(data.DataError, match="no_pan.mat: no I_PAN variable"):
+    with pytest.raises(data.DataError, match="no_pan.mat: needs I_PAN and I_MS_LR or I_MS"):
         data.convert_mat(no_pan, str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out" / "RGB")  # nothing written
 

@@ -92,7 +92,7 @@ def test_load_mat_bad_files(tmp_path, rng):
         ev.load_mat(bad)
     sizes = str(tmp_path / "sizes.mat")
     scipy.io.savemat(sizes, {"I_PAN": np.zeros((90, 96)), "I_MS": np.zeros((24, 24, 4))})
-    with pytest.raises(ev.EvaluationError, match="sizes.mat: I_PAN .* exactly 4 times"):
+    with pytest.raises(ev.EvaluationError, match="sizes.mat: I_PAN .* exactly 4x I_MS"):
         ev.load_mat(sizes)
     garbage = tmp_path / "garbage.mat"
     garbage.write_bytes(b"not a mat file")

@@ -58,7 +58,7 @@ def test_missing_gdal_is_reported(tiny):
 
 def test_bad_inputs(tiny):
     ms, pan = tiny
-    with pytest.raises(ValueError, match="exactly 4 times"):
+    with pytest.raises(ValueError, match="exactly 4x"):
         external.fuse_gdal(ms, pan[:-1], 4)
     with pytest.raises(ValueError, match="NaN"):
         external.fuse_gdal(np.full_like(ms, np.nan), pan, 4)

@@ -1,0 +1,63 @@
+"""The one error-to-exit-code wrapper of the command lines.
+
+A :class:`~sipsa_tf.errors.UserError` (bad input, data, checkpoint or option) or an ``OSError``
+(missing file, full disk, permission) prints one line ``error: <message>`` on stderr and exits
+with status 1; Ctrl-C (and SIGTERM, where installed) exits with status 130. Anything else is a
+bug and keeps its traceback (docs/design.md, "Errors").
+"""
+import signal
+import sys
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _terminate(signum, frame):
+    del signum, frame
+    raise KeyboardInterrupt()
+
+
+def one_line(err):
+    """The message of ``err`` on one line."""
+    return " ".join(str(err).split("\n"))
+
+
+def guarded(body, interrupted="interrupted", stream=None, sigterm=False):
+    """Runs ``body()`` and turns user errors into an exit status.
+
+    Args:
+        body: callable with no arguments doing the command's work; its return value is ignored.
+        interrupted: line printed on Ctrl-C.
+        stream: where messages go (default stderr).
+        sigterm: also treat SIGTERM as Ctrl-C (so that temporary files are cleaned up).
+
+    Returns:
+        0, :data:`EXIT_ERROR` or :data:`EXIT_INTERRUPTED`.
+    """
+    from sipsa_tf.errors import UserError
+    stream = stream or sys.stderr
+    if sigterm:
+        signal.signal(signal.SIGTERM, _terminate)
+    try:
+        body()
+    except (UserError, OSError) as err:
+        print("error: %s" % one_line(err), file=stream)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(interrupted, file=stream)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def require(flag_values, *names):
+    """Raises UserError ``--<name> is required`` for the first empty flag of ``names``."""
+    from sipsa_tf.errors import UserError
+    for name in names:
+        if not getattr(flag_values, name):
+            raise UserError("--%s is required" % name)
+
+
+def disable_v2_behavior():
+    """Graph mode for the tools whose library code runs in the default graph."""
+    import tensorflow as tf
+    tf.compat.v1.disable_v2_behavior()

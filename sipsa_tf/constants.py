@@ -1,0 +1,9 @@
+"""The ratio and band constants of SIPSA-Net (Lee, Seo, Kim, CVPR 2021), defined once.
+
+The network fuses a 3-band MS image (R, G, B) with a 1-band PAN exactly 4x larger in both
+directions (docs/design.md, "Inputs"). Every module takes these names from here.
+"""
+SCALE = 4        # PAN pixels per MS pixel, in each direction
+MS_BANDS = 3     # MS bands the network takes (R, G, B)
+PAN_BANDS = 1
+IMG_DIV = 2047.0  # the original's value scale: DN / 2047 (11-bit data)

@@ -1,0 +1,118 @@
+"""Every setting of a training run (the command-line flags of ``sipsa_tf.train``).
+
+Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
+Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule") describes the original's
+semantics as this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`.
+"""
+import dataclasses
+
+from sipsa_tf import model, supervised
+from sipsa_tf.constants import IMG_DIV
+from sipsa_tf.errors import UserError
+
+LOSS_TERMS = ("loss", "edge_big", "color_big", "edge_small", "color_small")
+OBJECTIVES = {"original": LOSS_TERMS, "wald": ("loss",)}  # objective -> its loss terms
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a training run; field names are the command-line flag names.
+
+    Defaults are the original's settings (Proposed_10_16_0.py), except paths.
+    """
+    data_dir: str = None
+    log_dir: str = None
+    checkpoint_dir: str = None      # default: log_dir
+    test_folder: str = "Test"       # <data_dir>/<test_folder>/{RGB,PAN}; skipped if absent
+    test_dir: str = None            # overrides test_folder; must exist
+    pair_by_order: bool = False
+    img_div: float = IMG_DIV
+    batch_size: int = 4
+    ms_patch: int = 128
+    crops_per_image: int = 30
+    readers: int = 6
+    shuffle_buffer: int = 300
+    augment: bool = True
+    learning_rate: float = 1e-4
+    weight_decay: float = 1e-7
+    lr_boundary: int = -1           # -1: epochs * iters_per_epoch / 2 - 1, as the original
+    lr_decay: float = 0.1
+    epochs: int = 10
+    iters_per_epoch: int = 10000
+    max_steps: int = 0              # > 0: stop at this global step
+    per_sample_loss: bool = False
+    literal_loss: bool = False
+    test_every: int = 1
+    save_every: int = 0             # > 0: also save every this many steps
+    keep_checkpoints: int = 5       # 0 keeps all
+    summary_every: int = 50
+    seed: int = 0
+    init_checkpoint: str = None
+    init_optimizer: bool = False
+    threads: int = 0                # intra/inter-op threads; 0: TensorFlow's default
+    progress: str = "auto"          # auto (bar on a terminal, 10% lines otherwise), on, off
+    objective: str = "original"     # original (unsupervised) or wald (supervised, docs/training.md)
+    split: str = None               # split file: train on its "train" regions of data_dir/*.mat
+    synthetic_fraction: float = 0.0  # wald: share of crops from synthetic scenes with truth
+    synthetic_scenes: int = 64      # wald: how many synthetic scenes (MS synthetic_size^2)
+    synthetic_size: int = 64
+    max_offset: float = 2.0         # wald: global MS displacement, MS pixels
+    local_offset: float = 0.5       # wald: local MS displacement field amplitude, MS pixels
+    aligned_fraction: float = 0.25  # wald: share of crops left aligned
+
+    @property
+    def total_steps(self):
+        """The global step training stops at."""
+        total = self.epochs * self.iters_per_epoch
+        return min(total, self.max_steps) if self.max_steps > 0 else total
+
+    @property
+    def boundary(self):
+        """The global step after which lr and wd drop by lr_decay."""
+        if self.lr_boundary >= 0:
+            return self.lr_boundary
+        return int(self.epochs * self.iters_per_epoch / 2 - 1)
+
+    def validate(self):
+        """Raises ValueError naming the first bad setting."""
+        positive = ("batch_size", "ms_patch", "crops_per_image", "readers", "shuffle_buffer",
+                    "epochs", "iters_per_epoch", "test_every", "img_div")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise UserError("--%s must be positive, got %s" % (name, getattr(self, name)))
+        if self.ms_patch < model.MIN_MS_SIZE:
+            raise UserError("--ms_patch must be at least %d, got %d"
+                             % (model.MIN_MS_SIZE, self.ms_patch))
+        if not self.data_dir:
+            raise UserError("--data_dir is required")
+        if not self.log_dir:
+            raise UserError("--log_dir is required")
+        if self.progress not in ("auto", "on", "off"):
+            raise UserError("--progress must be auto, on or off, got %r" % self.progress)
+        if self.objective not in OBJECTIVES:
+            raise UserError("--objective must be one of %s, got %r"
+                             % (", ".join(OBJECTIVES), self.objective))
+        if not 0 <= self.synthetic_fraction <= 1:
+            raise UserError("--synthetic_fraction must be in [0, 1], got %s"
+                             % self.synthetic_fraction)
+        if self.synthetic_fraction > 0 and self.objective != "wald":
+            raise UserError("--synthetic_fraction needs --objective=wald")
+        self.displacement().validate()
+
+    def displacement(self):
+        """The misregistration augmentation of the Wald objective."""
+        return supervised.Displacement(self.max_offset, self.local_offset,
+                                       self.aligned_fraction)
+
+    def to_flags(self):
+        """The settings as a flag file (``--flagfile`` reads it back)."""
+        lines = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                lines.append("--%s%s" % ("" if value else "no", field.name))
+            else:
+                lines.append("--%s=%s" % (field.name, value))
+        return "\n".join(lines) + "\n"
