@@ -28,7 +28,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import checkpoints, data, inference, losses, model, network, validation
+from sipsa_tf import checkpoints, data, inference
+from sipsa_tf.core import losses, model, network
+from sipsa_tf.io import validation
 from sipsa_tf.errors import UserError
 
 __all__ = ["AdaptedPansharpener", "Adapter", "adapt", "initial_weights", "save_weights", "check_settings", "DEFAULT_CROP",

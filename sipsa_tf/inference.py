@@ -8,7 +8,9 @@ Works whether TensorFlow's eager mode is on or off.
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import checkpoints, losses, metrics, model, network, ops, validation
+from sipsa_tf import checkpoints
+from sipsa_tf.core import losses, metrics, model, network, ops
+from sipsa_tf.io import validation
 from sipsa_tf.session import make_session_config, open_session
 
 

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from sipsa_tf import geotiff
+from sipsa_tf.io import geotiff
 from sipsa_tf.constants import MS_BANDS, SCALE
 from sipsa_tf.errors import UserError
 from sipsa_tf.io import pairs
@@ -200,7 +200,8 @@ class TileModel:
 
     def __init__(self, checkpoint, threads=0, seed=None):
         import tensorflow as tf
-        from sipsa_tf import checkpoints, model, network, ops, session
+        from sipsa_tf import checkpoints, session
+        from sipsa_tf.core import model, network, ops
         self.checkpoint = None if checkpoint is None else checkpoints.resolve(checkpoint)
         self.graph = tf.Graph()
         with self.graph.as_default():

@@ -35,7 +35,8 @@ def main(argv):
 
 
 def _evaluate():
-    from sipsa_tf import synthetic, test_images
+    from sipsa_tf import synthetic
+    from sipsa_tf.training import test_step as test_images
     cli.require(FLAGS, "checkpoint", "out_dir")
     test_dir = FLAGS.test_dir
     if not test_dir:

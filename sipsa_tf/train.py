@@ -14,7 +14,7 @@ FLAGS = flags.FLAGS
 
 
 def _define_flags():
-    from sipsa_tf.train_lib import TrainConfig
+    from sipsa_tf.training.config import TrainConfig
     d = TrainConfig()
     flags.DEFINE_string("data_dir", None, "Training data: <data_dir>/Trgbn_TRAIN/{RGB,PAN}[,"
                         "{RGB2,PAN2}] (original layout) or <name>_ms.tif/<name>_pan.tif pairs.")
@@ -87,7 +87,7 @@ _define_flags()
 def config_from_flags():
     """The TrainConfig described by the parsed flags."""
     import dataclasses
-    from sipsa_tf.train_lib import TrainConfig
+    from sipsa_tf.training.config import TrainConfig
     return TrainConfig(**{f.name: getattr(FLAGS, f.name)
                           for f in dataclasses.fields(TrainConfig)})
 
@@ -100,7 +100,8 @@ def main(argv):
 
 
 def _train():
-    from sipsa_tf import synthetic, train_lib
+    from sipsa_tf import synthetic
+    from sipsa_tf.training import loop as train_lib
     from sipsa_tf.errors import UserError
     if FLAGS.generate_synthetic:
         if not FLAGS.data_dir:

@@ -6,7 +6,8 @@ semantics as this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`
 """
 import dataclasses
 
-from sipsa_tf import model, supervised
+from sipsa_tf import supervised
+from sipsa_tf.core import model
 from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 

@@ -1,0 +1,159 @@
+"""SIPSA-Net's training loss: edge losses and the shift-invariant spectral (colour) losses.
+
+Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
+Satellite Imagery", CVPR 2021; docs/design.md, "Loss and its quirks". All terms are computed in the
+normalised domain. The colour loss compares the output with circularly shifted copies of the
+upsampled MS and keeps, per pixel and channel, the smallest absolute difference; the shift lists
+are data (``data/shift_candidates.json``, the original's order, duplicates included).
+"""
+import functools
+import json
+import os
+
+import tensorflow as tf
+
+from sipsa_tf.core import ops
+from sipsa_tf.constants import SCALE
+
+EDGE_WEIGHT = 10.0
+COLOR_WEIGHT = 5.0
+BIG_WEIGHT = 4.0  # the PAN-resolution terms count four times
+_SHIFTS_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data",
+                            "shift_candidates.json")
+
+
+@functools.lru_cache(maxsize=None)
+def shift_candidates():
+    """The two shift lists of the original, in its order.
+
+    Returns:
+        dict with 'pan_scale' (98 (dy, dx) in PAN pixels) and 'ms_scale' (98 (dy, dx) in MS
+        pixels), each a tuple of int pairs.
+    """
+    with open(_SHIFTS_FILE, encoding="utf-8") as f:
+        raw = json.load(f)
+    return {key: tuple(tuple(int(v) for v in pair) for pair in raw[key])
+            for key in ("pan_scale", "ms_scale")}
+
+
+def _distinct(shifts):
+    """Shifts in first-seen order without repeats (a repeat cannot lower a minimum)."""
+    return tuple(dict.fromkeys(shifts))
+
+
+def edge_loss(y, guide):
+    """mean | |sobel2(mean_c y)| - |sobel2(guide)| |.
+
+    Args:
+        y: (B, H, W, 3) tensor.
+        guide: (B, H, W, 1) tensor.
+
+    Returns:
+        Scalar tensor.
+    """
+    grey = tf.reduce_mean(y, axis=3, keepdims=True)
+    return tf.reduce_mean(tf.abs(tf.abs(ops.sobel2(grey)) - tf.abs(ops.sobel2(guide))))
+
+
+def shifted_min_literal(y, ref, shifts, per_sample=False):
+    """Minimum |y - roll(ref, t)| over shifts (and batch), via the original's stacked tensor.
+
+    Stacks len(shifts) x B differences, as the original does; the reference for
+    :func:`shifted_min`.
+
+    Args:
+        y: (B, H, W, C) tensor.
+        ref: (B, H, W, C) tensor.
+        shifts: sequence of (dy, dx).
+        per_sample: minimum over shifts only, per batch item (else over shifts and batch).
+
+    Returns:
+        (H, W, C) tensor, or (B, H, W, C) with per_sample.
+    """
+    rolled = tf.stack([tf.roll(ref, shift=list(t), axis=[1, 2]) for t in shifts], axis=0)
+    diff = tf.abs(y[None] - rolled)  # (T, B, H, W, C)
+    if per_sample:
+        return tf.reduce_min(diff, axis=0)
+    shape = tf.shape(diff)
+    return tf.reduce_min(tf.reshape(diff, tf.concat([[-1], shape[2:]], axis=0)), axis=0)
+
+
+def shifted_min(y, ref, shifts, per_sample=False):
+    """Same value as :func:`shifted_min_literal`, without the (T x B) stack.
+
+    Runs through the distinct shifts keeping, per element, the reference value that gives the
+    smallest difference (no gradient), then returns |y - chosen reference|: the same value, and
+    the gradient of the minimum (sign(y - r*) at the minimising entry), while holding only a few
+    (B, H, W, C) tensors at any time.
+
+    Args/Returns: as :func:`shifted_min_literal`.
+    """
+    ref = tf.stop_gradient(ref)
+    y_fixed = tf.stop_gradient(y)
+    best = None
+    chosen = None
+    for t in _distinct(tuple(shifts)):
+        candidate = tf.roll(ref, shift=list(t), axis=[1, 2])
+        diff = tf.abs(y_fixed - candidate)
+        if best is None:
+            best, chosen = diff, candidate
+        else:
+            better = diff < best
+            best = tf.where(better, diff, best)
+            chosen = tf.where(better, candidate, chosen)
+    per_item = tf.abs(y - tf.stop_gradient(chosen))  # (B, H, W, C), equals best in value
+    if per_sample:
+        return per_item
+    batch = tf.shape(y)[0]
+    pick = tf.stop_gradient(tf.one_hot(tf.argmin(best, axis=0), batch, axis=0, dtype=y.dtype))
+    return tf.reduce_sum(pick * per_item, axis=0)
+
+
+def sipsa_loss(out4, aligned4, ms_n, pan_n, per_sample=False, literal=False):
+    """The original training loss ``loss_G`` (the logged train loss is this x 1000).
+
+    loss = 4 (10 edge_big + 5 color_big) + 10 edge_small + 5 color_small.
+
+    Args:
+        out4: (B, 4h, 4w, >=3) network output (normalised domain).
+        aligned4: (B, h, w, >=3) aligned MS (normalised domain).
+        ms_n: (B, h, w, 3) normalised MS.
+        pan_n: (B, 4h, 4w, 1) normalised PAN.
+        per_sample: minimum over shifts per batch item instead of the original's minimum over
+            shifts and batch items together.
+        literal: use the original's stacked formulation (memory ~ 98 x B images).
+
+    Returns:
+        dict of scalar tensors: loss, edge_big, color_big, edge_small, color_small.
+    """
+    shifted = shifted_min_literal if literal else shifted_min
+    shifts = shift_candidates()
+    out = out4[..., :3]
+    aligned = aligned4[..., :3]
+    ref_big = ops.resize_blur(ms_n, SCALE)
+    ref_small = ops.satdown(ref_big, SCALE)
+    terms = {
+        "edge_big": edge_loss(out, pan_n),
+        "color_big": tf.reduce_mean(shifted(out, ref_big, shifts["pan_scale"], per_sample)),
+        "edge_small": edge_loss(aligned, ops.satdown(pan_n, SCALE)),
+        "color_small": tf.reduce_mean(
+            shifted(aligned, ref_small, shifts["ms_scale"], per_sample)),
+    }
+    terms["loss"] = (BIG_WEIGHT * (EDGE_WEIGHT * terms["edge_big"]
+                                   + COLOR_WEIGHT * terms["color_big"])
+                     + EDGE_WEIGHT * terms["edge_small"] + COLOR_WEIGHT * terms["color_small"])
+    return terms
+
+
+def supervised_l1(output, target):
+    """Mean absolute error of the de-normalised output against a reference (Wald objective).
+
+    Args:
+        output: (B, H, W, 3) fused image (``model.Forward.output``), values in [0, 1] units.
+        target: (B, H, W, 3) reference at the same scale (the original MS under the Wald
+            protocol, or a synthetic scene's truth).
+
+    Returns:
+        dict with ``loss``: scalar float32 tensor.
+    """
+    return {"loss": tf.reduce_mean(tf.abs(output - target))}

@@ -1,0 +1,79 @@
+"""Normalisation around SIPSA-Net and the inference / training forward passes.
+
+Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
+Satellite Imagery", CVPR 2021; docs/design.md, "Normalisation". Inputs are reflectance-like values
+in [0, 1] (digital numbers / 2047 for 11-bit data). The network sees locally normalised MS and PAN
+(local mean and standard deviation from a 9 x 9 Gaussian window) and its outputs are mapped back
+with the MS statistics.
+"""
+import collections
+
+import tensorflow as tf
+
+from sipsa_tf.core import network, ops
+from sipsa_tf.constants import MS_BANDS, SCALE
+
+STD_EPS = 1e-4
+# The smallest MS height/width the graph supports: the 9 x 9 REFLECT-padded Gaussian of the local
+# statistics needs more than 4 pixels on each side.
+MIN_MS_SIZE = 5
+
+Forward = collections.namedtuple(
+    "Forward", ["output", "aligned", "out4", "aligned4", "ms_n", "pan_n"])
+Forward.__doc__ = """Tensors of one forward pass.
+
+output: (B, 4h, 4w, 3) fused image, de-normalised (unclipped).
+aligned: (B, 4h, 4w, 3) aligned MS shown at PAN resolution, de-normalised (unclipped).
+out4, aligned4: raw network outputs in the normalised domain, (B, 4h, 4w, 4) and (B, h, w, 4).
+ms_n, pan_n: the normalised inputs, (B, h, w, 3) and (B, 4h, 4w, 1).
+"""
+
+
+def mean_std(x):
+    """Local mean and standard deviation: 9 x 9 Gaussian moments, sd = sqrt(|q - m^2| + 1e-4).
+
+    Args:
+        x: (B, H, W, C) tensor.
+
+    Returns:
+        (mean, std), each (B, H, W, C).
+    """
+    moments = ops.gauss(tf.concat([x, x * x], axis=3), 9)
+    m, q = tf.split(moments, 2, axis=3)
+    return m, tf.sqrt(tf.abs(q - m * m) + STD_EPS)
+
+
+def forward(ms, pan, fam=None, pan_window=None):
+    """Normalises, runs the network in its scope, and de-normalises.
+
+    Args:
+        ms: (B, h, w, 3) float32 MS, values DN / 2047; h, w >= MIN_MS_SIZE.
+        pan: (B, 4h, 4w, 1) float32 PAN, same scale.
+        fam: optional feature-alignment op (``ops.local_conv_literal`` for the literal graph).
+        pan_window: optional callable ``pan_window(tensor, name)`` -> (B, H', W', C) cutting a
+            window out of each PAN-resolution tensor it is handed: "u" and "pan_n" (see
+            :func:`network.sipsa_net`), then "up_mean", "up_std" (the MS statistics at PAN
+            resolution) and "aligned_up"; ``output``, ``aligned`` and ``out4`` are then computed
+            on that window only (for tiled inference, :mod:`sipsa_tf.scene`).
+
+    Returns:
+        A :class:`Forward` of tensors.
+    """
+    ms_mean, ms_std = mean_std(ms)
+    pan_mean, pan_std = mean_std(ops.satdown(pan, SCALE))
+    pan_mean = ops.resize_blur(pan_mean, SCALE)
+    pan_std = ops.resize_blur(pan_std, SCALE)
+    ms_n = (ms - ms_mean) / ms_std
+    pan_n = (pan - pan_mean) / pan_std
+    with network.network_scope():
+        out4, aligned4 = network.sipsa_net(ms_n, pan_n, fam=fam, pan_window=pan_window)
+    bands = MS_BANDS
+    up_mean = ops.resize_blur(ms_mean, SCALE)
+    up_std = ops.resize_blur(ms_std, SCALE)
+    aligned_up = ops.resize_blur(aligned4[..., :bands], SCALE)
+    if pan_window is not None:
+        up_mean, up_std, aligned_up = (pan_window(t, name) for t, name in (
+            (up_mean, "up_mean"), (up_std, "up_std"), (aligned_up, "aligned_up")))
+    output = out4[..., :bands] * up_std + up_mean
+    aligned = aligned_up * up_std + up_mean
+    return Forward(output, aligned, out4, aligned4, ms_n, pan_n)

@@ -1,0 +1,97 @@
+"""The evaluation suite's entry point: :class:`EvalConfig` and :func:`run`.
+
+Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+images").
+"""
+import dataclasses
+import os
+import sys
+
+from sipsa_tf.evaluation.methods import DEFAULT_METHODS, Methods
+from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, save_png
+from sipsa_tf.evaluation.protocols import PROTOCOLS, evaluate
+from sipsa_tf.evaluation.reports import atomic_write, markdown_report, write_csv
+from sipsa_tf.evaluation.scenes import (DEFAULT_MAX_PAN, EvaluationError, Scene, load_scenes,
+                                        synthetic_scenes)
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    """Settings of :func:`run` (the flags of ``python -m sipsa_tf.evaluate``)."""
+    out_dir: str = "evaluation"
+    data_dir: str = None           # None or missing with auto_data: synthetic scenes
+    auto_data: bool = False        # data_dir missing -> synthetic scenes instead of an error
+    methods: tuple = DEFAULT_METHODS
+    protocols: tuple = PROTOCOLS
+    checkpoint: str = None         # None: random initialisation
+    adapt_steps: int = 0
+    adapt_lr: float = 1e-4
+    adapt_crop: int = 32
+    adapt_batch: int = 4
+    max_pan: int = DEFAULT_MAX_PAN
+    panel_crop: int = 128
+    panels: bool = True
+    panel_images: tuple = ()       # image names to draw panels for; empty: all
+    command: str = None            # the command line, quoted in the report
+    split: str = None              # split file: evaluate its held-out regions of data_dir only
+    n_synthetic: int = 4
+    synthetic_size: int = 64
+    seed: int = 0
+    progress: str = "auto"
+
+
+def run(config, stdout=None):
+    """Runs the evaluation and writes ``results.csv``, ``results.md`` and the panels.
+
+    Returns:
+        (rows, paths): the result rows and the dict of written files.
+
+    Raises:
+        EvaluationError, data.DataError, checkpoints.CheckpointError: bad input (before anything
+            is written).
+    """
+    stdout = stdout or sys.stdout
+    bad = [p for p in config.protocols if p not in PROTOCOLS]
+    if bad or not config.protocols:
+        raise EvaluationError("unknown protocol(s) %s; choose from %s"
+                              % (", ".join(bad) or "(none)", ", ".join(PROTOCOLS)))
+    notes = ["command: `%s`" % config.command] if config.command else []
+    if config.split:
+        from sipsa_tf import supervised
+        regions = supervised.load_regions(supervised.load_split(config.split), "held_out",
+                                          config.data_dir)
+        scenes = [Scene(r.name, r.ms, r.pan, r.sensor, r.gains) for r in regions]  # whole
+        notes.append("data: the held-out regions of %s in %s, whole" % (config.split,
+                                                                        config.data_dir))
+    elif config.data_dir and (os.path.isdir(config.data_dir) or not config.auto_data):
+        scenes = load_scenes(config.data_dir, config.max_pan)
+        if not scenes:
+            raise EvaluationError("%s: no images" % config.data_dir)
+        notes.append("data: %s" % config.data_dir)
+    else:
+        scenes = synthetic_scenes(config.n_synthetic, config.synthetic_size, config.seed)
+        notes.append("data: %d synthetic test scenes (sipsa_tf.synthetic, seed %d)%s"
+                     % (len(scenes), config.seed, " (%s not found)" % config.data_dir
+                        if config.data_dir else ""))
+    methods = Methods(list(config.methods), config.checkpoint, config.adapt_steps,
+                      {"lr": config.adapt_lr, "crop": config.adapt_crop,
+                       "batch": config.adapt_batch, "seed": config.seed}, seed=config.seed)
+    os.makedirs(config.out_dir, exist_ok=True)
+    paths = {}
+
+    def keep(scene, protocol, inputs, fused_by):
+        if config.panels and (not config.panel_images or scene.name in config.panel_images):
+            path = os.path.join(config.out_dir, "panel_%s_%s.png" % (scene.name, protocol))
+            paths[os.path.basename(path)] = save_png(
+                panel(inputs, fused_by, config.panel_crop), path, PANEL_COLOURS)
+
+    try:
+        rows = evaluate(scenes, methods, config.protocols, config.progress, keep)
+        paths["results.csv"] = write_csv(rows, os.path.join(config.out_dir, "results.csv"))
+        report = markdown_report(rows, scenes, methods, config.protocols, notes)
+        paths["results.md"] = atomic_write(os.path.join(config.out_dir, "results.md"),
+                                            report.encode("utf-8"))
+    finally:
+        methods.close()
+    print(report, file=stdout)
+    return rows, paths

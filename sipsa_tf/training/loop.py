@@ -1,0 +1,437 @@
+"""Session-based SIPSA-Net trainer: AdamW, schedule, atomic checkpoints, resume, logs, summaries.
+
+Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
+Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule", "Training data",
+"Checkpoints") describes the original training script as this port implements it.
+
+* Optimiser: Adam (beta1 0.9, beta2 0.999, eps 1e-8) with decoupled weight decay, as the original's
+  ``tf.contrib.opt.extend_with_decoupled_weight_decay(AdamOptimizer)``: before each Adam update
+  ``var -= wd * var`` (not scaled by the learning rate). Here the gradients are computed before the
+  decay (the decay ops wait for every gradient), so the step is exactly
+  ``var <- var (1 - wd) - lr_t m / (sqrt(v) + eps)`` with m, v from the gradient at the old var.
+  Variables are named as the original's (``.../Adam``, ``.../Adam_1``, ``beta1_power``,
+  ``beta2_power``, int32 ``global_step``), so its checkpoints resume here.
+* Schedule: lr = 1e-4 r, wd = 1e-7 r, r = 1 while ``global_step <= boundary``, then 0.1
+  (``piecewise_constant``; boundary 49,999 = total iterations / 2 - 1 in the original).
+* Loss: the lean formulation of the original loss (:mod:`sipsa_tf.losses`, same value and
+  gradient), optionally per-sample or literal.
+* Checkpoints ``model.ckpt-<step>`` written atomically (temporary prefix, rename, then the
+  ``checkpoint`` state file), ``flags.txt`` beside; a restart with the same directory resumes from
+  the last complete checkpoint.
+* Logs: the original's lines (``epcIndex ... |iter ... |train ...``, ``[Align X] ...``,
+  ``[4ch SCC] ...``) to ``train_log.txt`` and stdout, a one-line progress bar with ETA on stderr,
+  TensorBoard events (loss terms, lr, test metrics, MS | PAN | aligned | output panels) and
+  ``train_scalars.csv``.
+
+Library code only: the command line is :mod:`sipsa_tf.train`.
+"""
+import csv
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from sipsa_tf import checkpoints, data, quality, supervised
+from sipsa_tf.core import losses, model, network
+from sipsa_tf.training import test_step as test_images
+from sipsa_tf.constants import SCALE
+from sipsa_tf.session import make_session_config
+# Re-exported so that ``sipsa_tf.train_lib.<name>`` keeps working; each has its home in
+# sipsa_tf.training or sipsa_tf.utils.
+from sipsa_tf.training.checkpoint_manager import (  # noqa: F401
+    CHECKPOINT_BASENAME, STATE_FILE, TEMP_MARK, CheckpointManager)
+from sipsa_tf.training.config import LOSS_TERMS, OBJECTIVES, TrainConfig  # noqa: F401
+from sipsa_tf.training.logs import (  # noqa: F401
+    FLAGS_FILE, IMAGES_FOLDER, LOG_FILE, SCALARS_FILE, RunLog, Summaries, write_flags)
+from sipsa_tf.training.optimizer import (  # noqa: F401
+    ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, AdamWOptimizer, schedule)
+from sipsa_tf.utils.progress import Progress  # noqa: F401
+
+
+# ------------------------------------------------------------------------- graph
+
+class TrainGraph:
+    """The training graph: data, forward pass, loss, AdamW step, test ops and saver.
+
+    Built in its own ``tf.Graph`` (finalised), so it works whether eager execution is on or off.
+
+    Args:
+        config: :class:`TrainConfig` (uses batch/schedule/loss settings and the seed).
+        dataset_fn: optional callable returning a ``tf.data.Dataset`` of (ms, pan) batches; called
+            inside the graph. Without it, ``ms`` and ``pan`` must be fed.
+        test_ops: also build the test step's subgraph (``test``; None without it).
+
+    Attributes:
+        ms, pan: the batch the step trains on, (B, p, p, 3) and (B, 4p, 4p, 1), values
+            DN / img_div; feedable (they default to the dataset's batch).
+        target: (B, 4p, 4p, 3) reference of the Wald objective (None for the original).
+        loss_terms: dict of scalar tensors (``loss`` is loss_G, or the Wald L1; the log shows
+            loss x 1000); ``loss_names`` lists its keys in log order.
+        gradients: list of gradient tensors, in the order of ``network_variables``.
+        train_op: one AdamW step (increments global_step).
+        step_after: global_step after ``train_op`` (fetch it together with train_op).
+        learning_rate, weight_decay: scheduled scalars.
+        test: :class:`test_images.TestOps` sharing the network variables.
+        network_variables, optimizer_variables: lists of variables.
+        saver: saves every global variable under its name.
+    """
+
+    def __init__(self, config, dataset_fn=None, test_ops=True):
+        self.config = config
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.compat.v1.set_random_seed(config.seed)
+            self.global_step = tf.compat.v1.Variable(0, name="global_step", trainable=False)
+            self.learning_rate, self.weight_decay = schedule(
+                self.global_step, config.boundary, config.learning_rate, config.weight_decay,
+                config.lr_decay)
+            self.iterator = None
+            wald = config.objective == "wald"
+            names = ("ms", "pan", "target") if wald else ("ms", "pan")
+            channels = {"ms": 3, "pan": 1, "target": 3}
+            batch = [None] * len(names)
+            if dataset_fn is not None:
+                self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset_fn())
+                batch = self.iterator.get_next()
+            inputs = {}
+            for name, tensor in zip(names, batch):
+                shape = [None, None, None, channels[name]]
+                inputs[name] = (tf.compat.v1.placeholder(tf.float32, shape, name=name)
+                                if tensor is None else
+                                tf.compat.v1.placeholder_with_default(tensor, shape, name=name))
+            self.ms, self.pan = inputs["ms"], inputs["pan"]
+            self.target = inputs.get("target")
+            fwd = model.forward(self.ms, self.pan)
+            self.forward = fwd
+            self.loss_names = OBJECTIVES[config.objective]
+            if wald:
+                self.loss_terms = losses.supervised_l1(fwd.output, self.target)
+            else:
+                self.loss_terms = losses.sipsa_loss(
+                    fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
+                    per_sample=config.per_sample_loss, literal=config.literal_loss)
+            self.network_variables = network.network_variables(self.graph)
+            optimizer = AdamWOptimizer(self.weight_decay, self.learning_rate)
+            grads_and_vars = optimizer.compute_gradients(self.loss_terms["loss"],
+                                                         var_list=self.network_variables)
+            self.gradients = [g for g, _ in grads_and_vars]
+            self.train_op = optimizer.apply_gradients(grads_and_vars,
+                                                      global_step=self.global_step)
+            with tf.control_dependencies([self.train_op]):
+                self.step_after = tf.identity(self.global_step.read_value())
+            self.optimizer_variables = (
+                [optimizer.get_slot(v, name) for v in self.network_variables
+                 for name in ("m", "v")] + list(optimizer._get_beta_accumulators()))
+            self.test = test_images.build_test_ops() if test_ops else None
+            everything = tf.compat.v1.global_variables()
+            self.saver = tf.compat.v1.train.Saver(
+                var_list={v.op.name: v for v in everything}, max_to_keep=None,
+                save_relative_paths=True)
+            self._warm_start_variables = {
+                False: list(self.network_variables),
+                True: (list(self.network_variables) + self.optimizer_variables
+                       + [self.global_step])}
+            self._warm_start_savers = {
+                key: tf.compat.v1.train.Saver(var_list={v.op.name: v for v in variables})
+                for key, variables in self._warm_start_variables.items()}
+            self.init_op = tf.compat.v1.global_variables_initializer()
+        self.graph.finalize()
+
+    def session(self):
+        """A new session on this graph (thread counts from the config)."""
+        config = make_session_config(self.config.threads)
+        return tf.compat.v1.Session(graph=self.graph, config=config)
+
+    def initialize(self, session):
+        """Initialises every variable (and the data iterator)."""
+        session.run(self.init_op)
+        if self.iterator is not None:
+            session.run(self.iterator.initializer)
+
+    def feed(self, ms, pan, target=None):
+        """feed_dict training on a given batch instead of the dataset's (``target``: Wald)."""
+        feed = {self.ms: np.asarray(ms, np.float32), self.pan: np.asarray(pan, np.float32)}
+        if target is not None:
+            feed[self.target] = np.asarray(target, np.float32)
+        return feed
+
+    def restore_from(self, session, prefix, include_optimizer=False):
+        """Restores the network (and optionally the Adam slots, beta powers and global_step)
+        from any checkpoint holding them under the original names (e.g. the original's).
+
+        Raises:
+            checkpoints.CheckpointError: listing every missing or mis-shaped variable.
+        """
+        checkpoints.check_variables(prefix, self._warm_start_variables[bool(include_optimizer)])
+        with self.graph.as_default():
+            self._warm_start_savers[bool(include_optimizer)].restore(session, prefix)
+
+    def save(self, session, prefix):
+        """Saves every variable under ``prefix`` (no meta graph, no state file)."""
+        with self.graph.as_default():
+            self.saver.save(session, prefix, write_meta_graph=False, write_state=False)
+
+    def restore(self, session, prefix):
+        """Restores every variable from a checkpoint written by :meth:`save`."""
+        with self.graph.as_default():
+            self.saver.restore(session, prefix)
+
+
+# ------------------------------------------------------------------------- training
+
+def _stream_seed(seed, step):
+    """Seed of the data stream for a run starting at ``step`` (a resumed run draws new crops)."""
+    return int((seed * 1000003 + step) % (2 ** 31 - 1))
+
+
+def _checkpoint_step(prefix):
+    try:
+        return int(tf.train.load_checkpoint(prefix).get_tensor("global_step"))
+    except Exception:
+        return 0
+
+
+def prepare_data(config):
+    """Finds and checks every training and test file before anything is built.
+
+    Returns:
+        (pairs, description, scenes, test_dir): scenes is [] when there is no test set;
+        ``pairs`` are TIFF pairs, or in-memory sources (:mod:`sipsa_tf.supervised`) with
+        ``--split`` or ``--objective=wald``.
+
+    Raises:
+        data.DataError: naming every bad file.
+    """
+    if config.split or config.objective == "wald":
+        pairs, description = _supervised_sources(config)
+    else:
+        pairs, description = data.find_training_pairs(config.data_dir, config.pair_by_order)
+        data.check_pairs(pairs, config.ms_patch,
+                         "the training patch, --ms_patch=%d" % config.ms_patch,
+                         what="training data %s" % config.data_dir, root=config.data_dir,
+                         workers=max(1, config.readers))
+    test_dir = config.test_dir or os.path.join(config.data_dir, config.test_folder)
+    scenes = []
+    if config.test_dir or os.path.isdir(test_dir):
+        scenes = test_images.check_and_load(test_dir, config.img_div, config.pair_by_order)
+    return pairs, description, scenes, test_dir
+
+
+def _supervised_sources(config):
+    """In-memory training sources: the split's training regions (or the TIFF pairs of
+    data_dir), Wald-degraded for the Wald objective, plus synthetic scenes."""
+    if config.split:
+        split = supervised.load_split(config.split)
+        regions = supervised.load_regions(split, "train", config.data_dir)
+        description = "split %s: %s" % (config.split, ", ".join(r.name for r in regions))
+    else:
+        pairs, description = data.find_training_pairs(config.data_dir, config.pair_by_order)
+        data.check_pairs(pairs, SCALE * config.ms_patch, "the Wald training patch, "
+                         "4 x --ms_patch", what="training data %s" % config.data_dir,
+                         root=config.data_dir, workers=max(1, config.readers))
+        regions = []
+        for pair in pairs:
+            ms, pan = data.load_pair(pair, config.img_div)
+            h, w = (n // SCALE * SCALE for n in ms.shape[:2])
+            regions.append(supervised.Region(
+                os.path.basename(pair.ms), ms[:h, :w], pan[:SCALE * h, :SCALE * w, 0],
+                quality.sensor_subset(None, (1, 2, 3)), None))
+    if config.objective == "original":
+        return [supervised.FullResImage(r) for r in regions], description
+    displacement = config.displacement()
+    sources = [supervised.WaldImage(r) for r in regions]
+    if config.synthetic_fraction > 0:
+        sources += supervised.synthetic_sources(config.synthetic_scenes, config.synthetic_size,
+                                                config.seed, displacement)
+        description += "; %d synthetic scenes (%.0f%% of the crops)" % (
+            config.synthetic_scenes, 100 * config.synthetic_fraction)
+    return sources, "Wald protocol, " + description
+
+
+def train(config, stdout=None, stderr=None):
+    """Trains SIPSA-Net as the original script does, with resume and atomic checkpoints.
+
+    Args:
+        config: :class:`TrainConfig`.
+        stdout: stream for the log lines (default sys.stdout; also written to train_log.txt).
+        stderr: stream for the progress bar (default sys.stderr).
+
+    Returns:
+        dict: ``step`` (final global step), ``start_step``, ``checkpoint`` (last prefix),
+        ``epochs`` (list of dicts epoch/step/train_loss (x1000)/test metrics), ``resumed_from``.
+
+    Raises:
+        ValueError (bad settings), data.DataError, checkpoints.CheckpointError.
+    """
+    config.validate()
+    pairs, description, scenes, test_dir = prepare_data(config)
+    checkpoint_dir = config.checkpoint_dir or config.log_dir
+    os.makedirs(config.log_dir, exist_ok=True)
+    manager = CheckpointManager(checkpoint_dir, config.keep_checkpoints)
+    log = RunLog(os.path.join(config.log_dir, LOG_FILE), stdout)
+    try:
+        return _train(config, pairs, description, scenes, test_dir, manager, log, stderr)
+    finally:
+        log.close()
+
+
+def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
+    removed = manager.remove_temporary()
+    resume = manager.latest()
+    init_prefix = None
+    if resume is None and config.init_checkpoint:
+        init_prefix = checkpoints.resolve(config.init_checkpoint)
+    start_step = _checkpoint_step(resume) if resume else (
+        _checkpoint_step(init_prefix) if init_prefix and config.init_optimizer else 0)
+
+    stamp = test_images.make_stamp()
+    log("SIPSA-Net training (Lee, Seo, Kim, CVPR 2021), run started %s" % stamp)
+    log("data: %s (%s)" % (config.data_dir, description))
+    log("test set: %s" % ("%s, %d images" % (test_dir, len(scenes)) if scenes
+                          else "none (%s not found): test step skipped" % test_dir))
+    if removed:
+        log("removed leftovers of an interrupted save: %s" % ", ".join(removed))
+    write_flags(config, [config.log_dir, manager.directory], log)
+
+    def dataset_fn():
+        seed = _stream_seed(config.seed, start_step)
+        if isinstance(pairs[0], data.Pair):
+            return data.training_dataset(
+                pairs, config.ms_patch, config.crops_per_image, config.batch_size,
+                config.readers, config.shuffle_buffer, config.img_div, seed, config.augment)
+        return supervised.dataset(
+            pairs, config.ms_patch, config.batch_size, seed, config.displacement(),
+            config.synthetic_fraction if config.synthetic_fraction > 0 else None, config.augment)
+
+    graph = TrainGraph(config, dataset_fn)
+    total = config.total_steps
+    summaries = Summaries(config.log_dir, graph.graph)
+    history = {"start_step": start_step, "step": start_step, "checkpoint": resume,
+               "resumed_from": resume, "epochs": []}
+    with graph.session() as session:
+        def save_fn(prefix):
+            graph.save(session, prefix)
+
+        graph.initialize(session)
+        if resume:
+            graph.restore(session, resume)
+            log("resumed from %s (global step %d)" % (resume, start_step))
+        elif init_prefix:
+            graph.restore_from(session, init_prefix, config.init_optimizer)
+            log("initialised from %s (network%s)" % (
+                init_prefix, ", Adam slots and global step %d" % start_step
+                if config.init_optimizer else " only"))
+        step = int(session.run(graph.global_step))
+        n_params = sum(int(np.prod(v.shape.as_list())) for v in graph.network_variables)
+        log("Total_parameters: %d" % n_params)
+        log("global step %d of %d; lr %.3g, wd %.3g (x%g after step %d)" % (
+            step, total, config.learning_rate, config.weight_decay, config.lr_decay,
+            config.boundary))
+        if step >= total:
+            log("nothing to do: global step %d >= %d" % (step, total))
+        first_test = True
+        scalars_path = os.path.join(config.log_dir, SCALARS_FILE)
+        new_csv = not os.path.exists(scalars_path)
+        with open(scalars_path, "a", newline="", encoding="utf-8") as scalars_file:
+            scalars_csv = csv.writer(scalars_file)
+            if new_csv:
+                scalars_csv.writerow(["step", "loss_x1000"] + list(graph.loss_names[1:])
+                                     + ["learning_rate", "weight_decay", "steps_per_s"])
+            try:
+                while step < total:
+                    step, record = _run_epoch(config, graph, session, step, total, summaries,
+                                              scalars_csv, scalars_file, manager, save_fn,
+                                              stderr)
+                    epoch = record["epoch"]
+                    time_test = 0.0
+                    if scenes and (epoch % config.test_every == 0 or epoch == 1
+                                   or step >= total):
+                        start = time.time()
+                        result = test_images.run_test_set(
+                            session, graph.test, scenes,
+                            os.path.join(config.log_dir, IMAGES_FOLDER), stamp,
+                            save_inputs=first_test, panels=2,
+                            table_name="metrics_epoch%03d" % epoch,
+                            log=log if first_test else None)
+                        first_test = False
+                        time_test = time.time() - start
+                        record["test_align_x"] = [float(v) for v in result.mean_x]
+                        record["test_align_o"] = [float(v) for v in result.mean_o]
+                        summaries.scalars(step, {
+                            "test/ergas": result.mean_x[0], "test/scc": result.mean_x[1],
+                            "test/q": result.mean_x[2], "test/qnr": result.mean_x[3],
+                            "test/scc2_aligned": result.mean_o[1]})
+                        summaries.images(step, {
+                            "test/%s MS|PAN|aligned|output" % name: panel
+                            for name, panel in result.panels})
+                    log("epcIndex {:d} |iter {:d} |train {:0.3f} |time_train {:0.3f} "
+                        "|time_test {:0.3f} |time_tot {:0.3f}".format(
+                            epoch, step, record["train_loss"], record["time_train"] / 60,
+                            time_test / 60, (record["time_train"] + time_test) / 60))
+                    if "test_align_x" in record:
+                        for line in test_images.metric_lines(record["test_align_x"],
+                                                             record["test_align_o"]):
+                            log(line)
+                    history["checkpoint"] = manager.save(save_fn, step)
+                    summaries.flush()
+                    history["epochs"].append(record)
+                    history["step"] = step
+            except KeyboardInterrupt:
+                step = int(session.run(graph.global_step))
+                history["checkpoint"] = manager.save(save_fn, step)
+                log("interrupted at global step %d: saved %s" % (step, history["checkpoint"]))
+                raise
+            finally:
+                summaries.close()
+        if history["checkpoint"]:
+            log("checkpoint: %s" % history["checkpoint"])
+    return history
+
+
+def _run_epoch(config, graph, session, step, total, summaries, scalars_csv, scalars_file,
+               manager, save_fn, stderr):
+    """Trains until the end of the current epoch (or ``total``). Returns (step, record)."""
+    iters = config.iters_per_epoch
+    epoch = step // iters + 1
+    end = min(epoch * iters, total)
+    progress = Progress(end - step, "epoch %d/%d" % (epoch, config.epochs), stderr,
+                        config.progress)
+    fetches = {"step": graph.step_after, "terms": graph.loss_terms,
+               "lr": graph.learning_rate, "wd": graph.weight_decay, "train": graph.train_op}
+    loss_sum, count = 0.0, 0
+    terms = graph.loss_names
+    window = {k: 0.0 for k in terms}
+    window_count, window_start = 0, time.time()
+    start = time.time()
+    first = step
+    while step < end:
+        out = session.run(fetches)
+        step = int(out["step"])
+        loss_sum += float(out["terms"]["loss"]) * 1000.0
+        count += 1
+        for key in terms:
+            window[key] += float(out["terms"][key])
+        window_count += 1
+        if step % config.summary_every == 0 or step == end:
+            now = time.time()
+            means = {k: window[k] / window_count for k in terms}
+            rate = window_count / max(now - window_start, 1e-9)
+            summaries.scalars(step, dict(
+                [("train/loss_x1000", means["loss"] * 1000.0)]
+                + [("train/" + k, means[k]) for k in terms[1:]]
+                + [("train/learning_rate", out["lr"]), ("train/weight_decay", out["wd"]),
+                   ("train/steps_per_s", rate)]))
+            scalars_csv.writerow(["%d" % step, "%.4f" % (means["loss"] * 1000.0)]
+                                 + ["%.6f" % means[k] for k in terms[1:]]
+                                 + ["%.3g" % out["lr"], "%.3g" % out["wd"], "%.3f" % rate])
+            scalars_file.flush()
+            window = {k: 0.0 for k in terms}
+            window_count, window_start = 0, now
+        if config.save_every > 0 and step % config.save_every == 0 and step < end:
+            manager.save(save_fn, step)
+        progress.update(step - first, "loss %.3f" % (loss_sum / count))
+    progress.close()
+    record = {"epoch": epoch, "step": step, "train_loss": loss_sum / max(count, 1),
+              "time_train": time.time() - start, "iterations": count}
+    return step, record
