@@ -29,6 +29,7 @@ This module also holds what the misalignment benchmark (``benchmarks/misalignmen
 The suite lives in :mod:`sipsa_tf.evaluation` (scenes, methods, protocols, reports, panels,
 plots, suite); this module gathers its names.
 """
+from sipsa_tf.constants import SCALE  # noqa: F401
 from sipsa_tf.evaluation.scenes import (  # noqa: F401
     DEFAULT_MAX_PAN, EvaluationError, MIN_MS, SENSOR_TOKENS, Scene, _make_scene, _rgb_of,
     centre_crop, load_mat, load_scenes, sensor_from_name, synthetic_scenes)

@@ -39,7 +39,9 @@ import os
 import numpy as np
 from scipy import ndimage
 
-from sipsa_tf import data, quality, synthetic
+from sipsa_tf import data
+from sipsa_tf.data import synthetic
+from sipsa_tf.evaluation import quality
 from sipsa_tf.constants import SCALE
 from sipsa_tf.errors import UserError
 

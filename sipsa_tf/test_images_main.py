@@ -35,7 +35,7 @@ def main(argv):
 
 
 def _evaluate():
-    from sipsa_tf import synthetic
+    from sipsa_tf.data import synthetic
     from sipsa_tf.training import test_step as test_images
     cli.require(FLAGS, "checkpoint", "out_dir")
     test_dir = FLAGS.test_dir

@@ -100,7 +100,7 @@ def main(argv):
 
 
 def _train():
-    from sipsa_tf import synthetic
+    from sipsa_tf.data import synthetic
     from sipsa_tf.training import loop as train_lib
     from sipsa_tf.errors import UserError
     if FLAGS.generate_synthetic:

@@ -28,7 +28,7 @@ signature.
 
 import numpy as np
 
-from sipsa_tf import quality
+from sipsa_tf.evaluation import quality
 from sipsa_tf.errors import InputError
 from sipsa_tf.io import pairs
 

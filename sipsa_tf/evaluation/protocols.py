@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from sipsa_tf import quality
+from sipsa_tf.evaluation import quality
 from sipsa_tf.constants import SCALE
 from sipsa_tf.utils.progress import Progress
 

@@ -8,7 +8,9 @@ import os
 
 import numpy as np
 
-from sipsa_tf import data, quality, synthetic
+from sipsa_tf import data
+from sipsa_tf.data import synthetic
+from sipsa_tf.evaluation import quality
 from sipsa_tf.constants import SCALE
 from sipsa_tf.errors import UserError
 from sipsa_tf.io import mat as mat_io

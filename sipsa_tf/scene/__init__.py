@@ -21,6 +21,7 @@ depends on the tile sizes and not on the scene size.
 
 The parts: :mod:`.options`, :mod:`.plan`, :mod:`.tile_model`, :mod:`.run`.
 """
+from sipsa_tf.constants import MS_BANDS, SCALE  # noqa: F401
 from sipsa_tf.scene.options import (  # noqa: F401
     DEFAULT_HALO_MS, DEFAULT_TAIL_TILE, DEFAULT_TILE, MIN_MS_SIZE, RECEPTIVE_FIELD_MS,
     SCAN_ROWS, SceneError, SceneOptions, _auto_bits, _check_outputs, _scan_max, check_inputs,

@@ -32,7 +32,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import checkpoints, data, quality, supervised
+from sipsa_tf import checkpoints, data, supervised
+from sipsa_tf.evaluation import quality
 from sipsa_tf.core import losses, model, network
 from sipsa_tf.training import test_step as test_images
 from sipsa_tf.constants import SCALE
