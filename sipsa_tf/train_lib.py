@@ -24,6 +24,7 @@ Satellite Imagery", CVPR 2021 (SPEC.md sections 5-7 describe the original traini
 
 Library code only: the command line is :mod:`sipsa_tf.train`.
 """
+import contextlib
 import csv
 import dataclasses
 import glob
@@ -36,8 +37,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import (checkpoints, data, inference, losses, model, network, quality, supervised,
-                      test_images)
+from sipsa_tf import (checkpoints, data, inference, losses, model, network, quality, runlock,
+                      supervised, test_images)
 
 ADAM_BETA1 = 0.9
 ADAM_BETA2 = 0.999
@@ -718,18 +719,22 @@ def train(config, stdout=None, stderr=None):
         ``epochs`` (list of dicts epoch/step/train_loss (x1000)/test metrics), ``resumed_from``.
 
     Raises:
-        ValueError (bad settings), data.DataError, checkpoints.CheckpointError.
+        ValueError (bad settings), data.DataError, checkpoints.CheckpointError,
+        runlock.DirectoryBusy (another trainer runs on the log or checkpoint folder).
     """
     config.validate()
     pairs, description, scenes, test_dir = prepare_data(config)
     checkpoint_dir = config.checkpoint_dir or config.log_dir
-    os.makedirs(config.log_dir, exist_ok=True)
-    manager = CheckpointManager(checkpoint_dir, config.keep_checkpoints)
-    log = RunLog(os.path.join(config.log_dir, LOG_FILE), stdout)
-    try:
-        return _train(config, pairs, description, scenes, test_dir, manager, log, stderr)
-    finally:
-        log.close()
+    with contextlib.ExitStack() as locks:
+        # one trainer per folder: a second one is refused with the holder's name
+        for directory in sorted({config.log_dir, checkpoint_dir}):
+            locks.enter_context(runlock.hold(directory))
+        manager = CheckpointManager(checkpoint_dir, config.keep_checkpoints)
+        log = RunLog(os.path.join(config.log_dir, LOG_FILE), stdout)
+        try:
+            return _train(config, pairs, description, scenes, test_dir, manager, log, stderr)
+        finally:
+            log.close()
 
 
 def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
