@@ -224,9 +224,10 @@ def test_cli_wrapper_turns_only_user_errors_into_one_line(capsys):
 
 
 def test_user_errors_share_one_base():
-    from sipsa_tf import checkpoints, geotiff
+    from sipsa_tf import checkpoints, geotiff, runlock
     for cls in (data.DataError, checkpoints.CheckpointError, scene.SceneError,
-                evaluate_lib.EvaluationError, geotiff.RasterError, errors.InputError):
+                evaluate_lib.EvaluationError, geotiff.RasterError, errors.InputError,
+                runlock.DirectoryBusy):
         assert issubclass(cls, errors.UserError) and issubclass(cls, ValueError), cls
 
 

@@ -25,6 +25,7 @@ Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule", "Traini
 
 Library code only: the command line is :mod:`sipsa_tf.train`.
 """
+import contextlib
 import csv
 import os
 import time
@@ -32,11 +33,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import checkpoints, data, supervised
-from sipsa_tf.evaluation import quality
-from sipsa_tf.core import losses, model, network
-from sipsa_tf.training import test_step as test_images
+from sipsa_tf import checkpoints, data, runlock, supervised
 from sipsa_tf.constants import SCALE
+from sipsa_tf.core import losses, model, network
+from sipsa_tf.evaluation import quality
+from sipsa_tf.training import test_step as test_images
 from sipsa_tf.session import make_session_config
 # Re-exported so that ``sipsa_tf.train_lib.<name>`` keeps working; each has its home in
 # sipsa_tf.training or sipsa_tf.utils.
@@ -263,18 +264,22 @@ def train(config, stdout=None, stderr=None):
         ``epochs`` (list of dicts epoch/step/train_loss (x1000)/test metrics), ``resumed_from``.
 
     Raises:
-        ValueError (bad settings), data.DataError, checkpoints.CheckpointError.
+        ValueError (bad settings), data.DataError, checkpoints.CheckpointError,
+        runlock.DirectoryBusy (another trainer runs on the log or checkpoint folder).
     """
     config.validate()
     pairs, description, scenes, test_dir = prepare_data(config)
     checkpoint_dir = config.checkpoint_dir or config.log_dir
-    os.makedirs(config.log_dir, exist_ok=True)
-    manager = CheckpointManager(checkpoint_dir, config.keep_checkpoints)
-    log = RunLog(os.path.join(config.log_dir, LOG_FILE), stdout)
-    try:
-        return _train(config, pairs, description, scenes, test_dir, manager, log, stderr)
-    finally:
-        log.close()
+    with contextlib.ExitStack() as locks:
+        # one trainer per folder: a second one is refused with the holder's name
+        for directory in sorted({config.log_dir, checkpoint_dir}):
+            locks.enter_context(runlock.hold(directory))
+        manager = CheckpointManager(checkpoint_dir, config.keep_checkpoints)
+        log = RunLog(os.path.join(config.log_dir, LOG_FILE), stdout)
+        try:
+            return _train(config, pairs, description, scenes, test_dir, manager, log, stderr)
+        finally:
+            log.close()
 
 
 def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
