@@ -32,6 +32,7 @@ from sipsa_tf import checkpoints, data, inference
 from sipsa_tf.core import losses, model, network
 from sipsa_tf.io import validation
 from sipsa_tf.errors import UserError
+from sipsa_tf.utils.closing import Closing
 
 __all__ = ["AdaptedPansharpener", "Adapter", "adapt", "initial_weights", "save_weights", "check_settings", "DEFAULT_CROP",
            "DEFAULT_BATCH"]
@@ -207,7 +208,7 @@ class _AdaptGraph:
         return _read(session, self.variables)
 
 
-class Adapter:
+class Adapter(Closing):
     """Adapts one starting network to scene after scene, building the graph only once.
 
     Building the training graph takes a few seconds; an evaluation adapting to many scenes makes
@@ -301,13 +302,6 @@ class Adapter:
     def close(self):
         """Releases the training session."""
         self._session.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 def adapt(pansharpener_or_checkpoint, ms, pan, steps, lr=1e-4, wd=1e-7, crop=DEFAULT_CROP,

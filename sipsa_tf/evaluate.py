@@ -16,6 +16,8 @@ from sipsa_tf.cli import common as cli
 FLAGS = flags.FLAGS
 
 
+# duplicates pairs these flag definitions with other command lines' (same shape: name, the
+# library's default, help text); they are declarations, one per flag, not repeated logic.
 def _define_flags():
     from sipsa_tf.evaluate_lib import ALL_METHODS, PROTOCOLS, EvalConfig
     d = EvalConfig()
@@ -71,11 +73,10 @@ def config_from_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    cli.disable_v2_behavior()
-    from sipsa_tf import evaluate_lib
-    return cli.guarded(lambda: evaluate_lib.run(config_from_flags()))
+    def body():
+        from sipsa_tf import evaluate_lib
+        evaluate_lib.run(config_from_flags())
+    return cli.run_flags_only(argv, body)
 
 
 def run():

@@ -12,9 +12,10 @@ from sipsa_tf import checkpoints
 from sipsa_tf.core import losses, metrics, model, network, ops
 from sipsa_tf.io import validation
 from sipsa_tf.session import make_session_config, open_session
+from sipsa_tf.utils.closing import Closing
 
 
-class Pansharpener:
+class Pansharpener(Closing):
     """SIPSA-Net restored from a checkpoint.
 
     Example::
@@ -117,10 +118,3 @@ class Pansharpener:
     def close(self):
         """Releases the session."""
         self.session.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False

@@ -13,6 +13,11 @@ TensorFlow's v2 behaviour needs no switching off.
 from absl import app, flags
 
 from sipsa_tf.cli import common as cli
+from sipsa_tf.scene.options import SceneOptions  # no TensorFlow: flags' defaults
+
+# duplicates pairs these flag definitions with other command lines' (same shape: name, the
+# library's default, help text); they are declarations, one per flag, not repeated logic.
+_D = SceneOptions()
 
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
                     "read; the original's model-100000 works too).")
@@ -20,26 +25,27 @@ flags.DEFINE_string("pan", None, "PAN TIFF/GeoTIFF, one band, 4x the MS size.")
 flags.DEFINE_string("ms", None, "MS TIFF/GeoTIFF, 3 or more bands, same data type as the PAN.")
 flags.DEFINE_string("out", None, "Output GeoTIFF: 3 bands at PAN resolution, the PAN's "
                     "georeferencing, tiled and deflate-compressed.")
-flags.DEFINE_string("bands", "1,2,3", "The 3 MS bands used, 1-based, in the order the network "
-                    "takes them (R,G,B), e.g. 5,3,2 for 8-band WorldView-2/3.")
-flags.DEFINE_integer("bits", 0, "Bits per sample: values are DN / (2^bits - 1). 0: uint8 -> 8; "
-                     "uint16/int16 -> 11 if no valid value exceeds 2047, 12 if none exceeds "
-                     "4095, else 16 (int16: 15); float32 input needs it.")
+flags.DEFINE_string("bands", ",".join(map(str, _D.bands)), "The 3 MS bands used, 1-based, "
+                    "in the order the network takes them (R,G,B), e.g. 5,3,2 for 8-band "
+                    "WorldView-2/3.")
+flags.DEFINE_integer("bits", _D.bits, "Bits per sample: values are DN / (2^bits - 1). 0: uint8 "
+                     "-> 8; uint16/int16 -> 11 if no valid value exceeds 2047, 12 if none "
+                     "exceeds 4095, else 16 (int16: 15); float32 input needs it.")
 flags.DEFINE_float("nodata", None, "Nodata value (default: the PAN's GDAL_NODATA tag, if any). "
                    "Pixels where the PAN or any used MS band has it are nodata in the output.")
-flags.DEFINE_integer("tile", 2048, "Tile side in PAN pixels (multiple of 16): the output's "
+flags.DEFINE_integer("tile", _D.tile, "Tile side in PAN pixels (multiple of 16): the output's "
                      "TIFF tile size; the network's MS-resolution part runs on a tile plus halo.")
-flags.DEFINE_integer("tail_tile", 768, "Largest piece (PAN pixels) on which the network's "
-                     "PAN-resolution part runs; with --tile it sets the peak memory.")
-flags.DEFINE_integer("halo", 32, "Halo around each tile in MS pixels (>= the receptive field, "
-                     "31).")
-flags.DEFINE_enum("out_type", "native", ["native", "float32"], "Output type: the input's type "
-                  "(DN rounded and clipped) or float32 (DN, unrounded).")
+flags.DEFINE_integer("tail_tile", _D.tail_tile, "Largest piece (PAN pixels) on which the "
+                     "network's PAN-resolution part runs; with --tile it sets the peak memory.")
+flags.DEFINE_integer("halo", _D.halo, "Halo around each tile in MS pixels (>= the receptive "
+                     "field, 31).")
+flags.DEFINE_enum("out_type", _D.out_type, ["native", "float32"], "Output type: the input's "
+                  "type (DN rounded and clipped) or float32 (DN, unrounded).")
 flags.DEFINE_string("aligned_out", None, "Also write the MS aligned to the PAN (GeoTIFF).")
 flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98%% stretch).")
-flags.DEFINE_integer("preview_size", 2048, "Longest side of the preview in pixels.")
-flags.DEFINE_integer("threads", 0, "TensorFlow intra-op threads (0: default).")
-flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "Progress bar on stderr.")
+flags.DEFINE_integer("preview_size", _D.preview_size, "Longest side of the preview in pixels.")
+flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra-op threads (0: default).")
+flags.DEFINE_enum("progress", _D.progress, ["auto", "on", "off"], "Progress bar on stderr.")
 
 FLAGS = flags.FLAGS
 
@@ -57,9 +63,9 @@ def _pansharpen():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    return cli.guarded(_pansharpen, interrupted="interrupted; no output written", sigterm=True)
+    # The scene tool builds its own graph: TensorFlow's v2 behaviour needs no switching off.
+    return cli.run_flags_only(argv, _pansharpen, graph_mode=False,
+                              interrupted="interrupted; no output written", sigterm=True)
 
 
 def run():

@@ -13,13 +13,14 @@ import os
 from absl import app, flags
 
 from sipsa_tf.cli import common as cli
+from sipsa_tf.constants import IMG_DIV
 
 flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
                     "read; the original's model-100000 works too).")
 flags.DEFINE_string("test_dir", None, "Test images: <test_dir>/{RGB,PAN} or <name>_ms.tif / "
                     "<name>_pan.tif pairs. Default: synthetic test scenes.")
 flags.DEFINE_string("out_dir", None, "Where the PNGs and metric tables go.")
-flags.DEFINE_float("img_div", 2047.0, "Pixel values are DN / img_div (2047: 11-bit).")
+flags.DEFINE_float("img_div", IMG_DIV, "Pixel values are DN / img_div (2047: 11-bit).")
 flags.DEFINE_string("stamp", None, "File-name stamp (default: now, month-day-hour_minute).")
 flags.DEFINE_boolean("pair_by_order", False, "Pair RGB/PAN files by sorted order.")
 flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic test scenes.")
@@ -28,10 +29,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    cli.disable_v2_behavior()
-    return cli.guarded(_evaluate)
+    return cli.run_flags_only(argv, _evaluate)
 
 
 def _evaluate():

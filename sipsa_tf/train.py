@@ -13,6 +13,8 @@ from sipsa_tf.cli import common as cli
 FLAGS = flags.FLAGS
 
 
+# duplicates pairs these flag definitions with other command lines' (same shape: name, the
+# library's default, help text); they are declarations, one per flag, not repeated logic.
 def _define_flags():
     from sipsa_tf.training.config import TrainConfig
     d = TrainConfig()
@@ -93,10 +95,7 @@ def config_from_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
-    cli.disable_v2_behavior()
-    return cli.guarded(_train)
+    return cli.run_flags_only(argv, _train)
 
 
 def _train():

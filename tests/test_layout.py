@@ -244,3 +244,32 @@ def test_ratio_constants_have_one_definition():
                     if re.search(r"^(SCALE|MS_BANDS)\s*=", f.read(), re.M):
                         assigning.append(os.path.relpath(path, root))
     assert assigning == ["constants.py"]
+
+
+def _expand(text):
+    """Brace expansion of one README tree entry: 'a/{b,c}.py' -> ['a/b.py', 'a/c.py']."""
+    import re
+    match = re.search(r"\{([^{}]*)\}", text)
+    if not match:
+        return [text]
+    return [p for option in match.group(1).split(",")
+            for p in _expand(text[:match.start()] + option.strip() + text[match.end():])]
+
+
+def test_readme_tree_lists_every_module():
+    import re
+    with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme[readme.index("## How the code is laid out"):]
+    block = section[section.index("```\nsipsa_tf/\n") + 4:]
+    block = block[:block.index("```")]
+    joined = re.sub(r",\s*\n\s*", ",", block)  # brace groups continued on the next line
+    listed = set()
+    for line in joined.splitlines()[1:]:
+        for entry in re.findall(r"[\w/{},]+\.py", line):
+            listed.update(_expand(entry))
+    root = os.path.join(REPO_ROOT, "sipsa_tf")
+    modules = {os.path.relpath(os.path.join(d, n), root)
+               for d, _, names in os.walk(root) for n in names
+               if n.endswith(".py") and n != "__init__.py"}
+    assert listed == modules, (sorted(modules - listed), sorted(listed - modules))

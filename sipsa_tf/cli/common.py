@@ -49,6 +49,21 @@ def guarded(body, interrupted="interrupted", stream=None, sigterm=False):
     return 0
 
 
+def run_flags_only(argv, body, graph_mode=True, **options):
+    """The whole ``main`` of a command line that takes flags only.
+
+    Refuses positional arguments (absl's usage error), switches TensorFlow to graph mode if
+    ``graph_mode``, then runs ``body`` through :func:`guarded` (``options`` are its keyword
+    arguments) and returns its exit status.
+    """
+    from absl import app
+    if len(argv) > 1:
+        raise app.UsageError("unexpected arguments: %s" % " ".join(argv[1:]))
+    if graph_mode:
+        disable_v2_behavior()
+    return guarded(body, **options)
+
+
 def require(flag_values, *names):
     """Raises UserError ``--<name> is required`` for the first empty flag of ``names``."""
     from sipsa_tf.errors import UserError

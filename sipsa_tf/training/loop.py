@@ -35,149 +35,19 @@ import tensorflow as tf
 
 from sipsa_tf import checkpoints, data, runlock, supervised
 from sipsa_tf.constants import SCALE
-from sipsa_tf.core import losses, model, network
 from sipsa_tf.evaluation import quality
 from sipsa_tf.training import test_step as test_images
-from sipsa_tf.session import make_session_config
 # Re-exported so that ``sipsa_tf.train_lib.<name>`` keeps working; each has its home in
 # sipsa_tf.training or sipsa_tf.utils.
 from sipsa_tf.training.checkpoint_manager import (  # noqa: F401
     CHECKPOINT_BASENAME, STATE_FILE, TEMP_MARK, CheckpointManager)
+from sipsa_tf.training.graph import TrainGraph  # noqa: F401
 from sipsa_tf.training.config import LOSS_TERMS, OBJECTIVES, TrainConfig  # noqa: F401
 from sipsa_tf.training.logs import (  # noqa: F401
     FLAGS_FILE, IMAGES_FOLDER, LOG_FILE, SCALARS_FILE, RunLog, Summaries, write_flags)
 from sipsa_tf.training.optimizer import (  # noqa: F401
     ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, AdamWOptimizer, schedule)
 from sipsa_tf.utils.progress import Progress  # noqa: F401
-
-
-# ------------------------------------------------------------------------- graph
-
-class TrainGraph:
-    """The training graph: data, forward pass, loss, AdamW step, test ops and saver.
-
-    Built in its own ``tf.Graph`` (finalised), so it works whether eager execution is on or off.
-
-    Args:
-        config: :class:`TrainConfig` (uses batch/schedule/loss settings and the seed).
-        dataset_fn: optional callable returning a ``tf.data.Dataset`` of (ms, pan) batches; called
-            inside the graph. Without it, ``ms`` and ``pan`` must be fed.
-        test_ops: also build the test step's subgraph (``test``; None without it).
-
-    Attributes:
-        ms, pan: the batch the step trains on, (B, p, p, 3) and (B, 4p, 4p, 1), values
-            DN / img_div; feedable (they default to the dataset's batch).
-        target: (B, 4p, 4p, 3) reference of the Wald objective (None for the original).
-        loss_terms: dict of scalar tensors (``loss`` is loss_G, or the Wald L1; the log shows
-            loss x 1000); ``loss_names`` lists its keys in log order.
-        gradients: list of gradient tensors, in the order of ``network_variables``.
-        train_op: one AdamW step (increments global_step).
-        step_after: global_step after ``train_op`` (fetch it together with train_op).
-        learning_rate, weight_decay: scheduled scalars.
-        test: :class:`test_images.TestOps` sharing the network variables.
-        network_variables, optimizer_variables: lists of variables.
-        saver: saves every global variable under its name.
-    """
-
-    def __init__(self, config, dataset_fn=None, test_ops=True):
-        self.config = config
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            tf.compat.v1.set_random_seed(config.seed)
-            self.global_step = tf.compat.v1.Variable(0, name="global_step", trainable=False)
-            self.learning_rate, self.weight_decay = schedule(
-                self.global_step, config.boundary, config.learning_rate, config.weight_decay,
-                config.lr_decay)
-            self.iterator = None
-            wald = config.objective == "wald"
-            names = ("ms", "pan", "target") if wald else ("ms", "pan")
-            channels = {"ms": 3, "pan": 1, "target": 3}
-            batch = [None] * len(names)
-            if dataset_fn is not None:
-                self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset_fn())
-                batch = self.iterator.get_next()
-            inputs = {}
-            for name, tensor in zip(names, batch):
-                shape = [None, None, None, channels[name]]
-                inputs[name] = (tf.compat.v1.placeholder(tf.float32, shape, name=name)
-                                if tensor is None else
-                                tf.compat.v1.placeholder_with_default(tensor, shape, name=name))
-            self.ms, self.pan = inputs["ms"], inputs["pan"]
-            self.target = inputs.get("target")
-            fwd = model.forward(self.ms, self.pan)
-            self.forward = fwd
-            self.loss_names = OBJECTIVES[config.objective]
-            if wald:
-                self.loss_terms = losses.supervised_l1(fwd.output, self.target)
-            else:
-                self.loss_terms = losses.sipsa_loss(
-                    fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
-                    per_sample=config.per_sample_loss, literal=config.literal_loss)
-            self.network_variables = network.network_variables(self.graph)
-            optimizer = AdamWOptimizer(self.weight_decay, self.learning_rate)
-            grads_and_vars = optimizer.compute_gradients(self.loss_terms["loss"],
-                                                         var_list=self.network_variables)
-            self.gradients = [g for g, _ in grads_and_vars]
-            self.train_op = optimizer.apply_gradients(grads_and_vars,
-                                                      global_step=self.global_step)
-            with tf.control_dependencies([self.train_op]):
-                self.step_after = tf.identity(self.global_step.read_value())
-            self.optimizer_variables = (
-                [optimizer.get_slot(v, name) for v in self.network_variables
-                 for name in ("m", "v")] + list(optimizer._get_beta_accumulators()))
-            self.test = test_images.build_test_ops() if test_ops else None
-            everything = tf.compat.v1.global_variables()
-            self.saver = tf.compat.v1.train.Saver(
-                var_list={v.op.name: v for v in everything}, max_to_keep=None,
-                save_relative_paths=True)
-            self._warm_start_variables = {
-                False: list(self.network_variables),
-                True: (list(self.network_variables) + self.optimizer_variables
-                       + [self.global_step])}
-            self._warm_start_savers = {
-                key: tf.compat.v1.train.Saver(var_list={v.op.name: v for v in variables})
-                for key, variables in self._warm_start_variables.items()}
-            self.init_op = tf.compat.v1.global_variables_initializer()
-        self.graph.finalize()
-
-    def session(self):
-        """A new session on this graph (thread counts from the config)."""
-        config = make_session_config(self.config.threads)
-        return tf.compat.v1.Session(graph=self.graph, config=config)
-
-    def initialize(self, session):
-        """Initialises every variable (and the data iterator)."""
-        session.run(self.init_op)
-        if self.iterator is not None:
-            session.run(self.iterator.initializer)
-
-    def feed(self, ms, pan, target=None):
-        """feed_dict training on a given batch instead of the dataset's (``target``: Wald)."""
-        feed = {self.ms: np.asarray(ms, np.float32), self.pan: np.asarray(pan, np.float32)}
-        if target is not None:
-            feed[self.target] = np.asarray(target, np.float32)
-        return feed
-
-    def restore_from(self, session, prefix, include_optimizer=False):
-        """Restores the network (and optionally the Adam slots, beta powers and global_step)
-        from any checkpoint holding them under the original names (e.g. the original's).
-
-        Raises:
-            checkpoints.CheckpointError: listing every missing or mis-shaped variable.
-        """
-        checkpoints.check_variables(prefix, self._warm_start_variables[bool(include_optimizer)])
-        with self.graph.as_default():
-            self._warm_start_savers[bool(include_optimizer)].restore(session, prefix)
-
-    def save(self, session, prefix):
-        """Saves every variable under ``prefix`` (no meta graph, no state file)."""
-        with self.graph.as_default():
-            self.saver.save(session, prefix, write_meta_graph=False, write_state=False)
-
-    def restore(self, session, prefix):
-        """Restores every variable from a checkpoint written by :meth:`save`."""
-        with self.graph.as_default():
-            self.saver.restore(session, prefix)
 
 
 # ------------------------------------------------------------------------- training
@@ -319,23 +189,7 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
         def save_fn(prefix):
             graph.save(session, prefix)
 
-        graph.initialize(session)
-        if resume:
-            graph.restore(session, resume)
-            log("resumed from %s (global step %d)" % (resume, start_step))
-        elif init_prefix:
-            graph.restore_from(session, init_prefix, config.init_optimizer)
-            log("initialised from %s (network%s)" % (
-                init_prefix, ", Adam slots and global step %d" % start_step
-                if config.init_optimizer else " only"))
-        step = int(session.run(graph.global_step))
-        n_params = sum(int(np.prod(v.shape.as_list())) for v in graph.network_variables)
-        log("Total_parameters: %d" % n_params)
-        log("global step %d of %d; lr %.3g, wd %.3g (x%g after step %d)" % (
-            step, total, config.learning_rate, config.weight_decay, config.lr_decay,
-            config.boundary))
-        if step >= total:
-            log("nothing to do: global step %d >= %d" % (step, total))
+        step = _start(config, graph, session, (resume, init_prefix, start_step), log)
         first_test = True
         scalars_path = os.path.join(config.log_dir, SCALARS_FILE)
         new_csv = not os.path.exists(scalars_path)
@@ -353,32 +207,10 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
                     time_test = 0.0
                     if scenes and (epoch % config.test_every == 0 or epoch == 1
                                    or step >= total):
-                        start = time.time()
-                        result = test_images.run_test_set(
-                            session, graph.test, scenes,
-                            os.path.join(config.log_dir, IMAGES_FOLDER), stamp,
-                            save_inputs=first_test, panels=2,
-                            table_name="metrics_epoch%03d" % epoch,
-                            log=log if first_test else None)
+                        time_test = _test_epoch(config, graph, session, scenes, stamp, record,
+                                                step, first_test, summaries, log)
                         first_test = False
-                        time_test = time.time() - start
-                        record["test_align_x"] = [float(v) for v in result.mean_x]
-                        record["test_align_o"] = [float(v) for v in result.mean_o]
-                        summaries.scalars(step, {
-                            "test/ergas": result.mean_x[0], "test/scc": result.mean_x[1],
-                            "test/q": result.mean_x[2], "test/qnr": result.mean_x[3],
-                            "test/scc2_aligned": result.mean_o[1]})
-                        summaries.images(step, {
-                            "test/%s MS|PAN|aligned|output" % name: panel
-                            for name, panel in result.panels})
-                    log("epcIndex {:d} |iter {:d} |train {:0.3f} |time_train {:0.3f} "
-                        "|time_test {:0.3f} |time_tot {:0.3f}".format(
-                            epoch, step, record["train_loss"], record["time_train"] / 60,
-                            time_test / 60, (record["time_train"] + time_test) / 60))
-                    if "test_align_x" in record:
-                        for line in test_images.metric_lines(record["test_align_x"],
-                                                             record["test_align_o"]):
-                            log(line)
+                    _log_epoch(record, step, time_test, log)
                     history["checkpoint"] = manager.save(save_fn, step)
                     summaries.flush()
                     history["epochs"].append(record)
@@ -393,6 +225,62 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
         if history["checkpoint"]:
             log("checkpoint: %s" % history["checkpoint"])
     return history
+
+
+def _start(config, graph, session, start, log):
+    """Initialises the variables, restores ``start`` = (resume, init prefix, start step) and logs
+    the run's first lines; returns the global step."""
+    resume, init_prefix, start_step = start
+    graph.initialize(session)
+    if resume:
+        graph.restore(session, resume)
+        log("resumed from %s (global step %d)" % (resume, start_step))
+    elif init_prefix:
+        graph.restore_from(session, init_prefix, config.init_optimizer)
+        log("initialised from %s (network%s)" % (
+            init_prefix, ", Adam slots and global step %d" % start_step
+            if config.init_optimizer else " only"))
+    step = int(session.run(graph.global_step))
+    total = config.total_steps
+    n_params = sum(int(np.prod(v.shape.as_list())) for v in graph.network_variables)
+    log("Total_parameters: %d" % n_params)
+    log("global step %d of %d; lr %.3g, wd %.3g (x%g after step %d)" % (
+        step, total, config.learning_rate, config.weight_decay, config.lr_decay,
+        config.boundary))
+    if step >= total:
+        log("nothing to do: global step %d >= %d" % (step, total))
+    return step
+
+
+def _test_epoch(config, graph, session, scenes, stamp, record, step, first, summaries, log):
+    """The original's test step after an epoch: images, tables, summaries; adds the metrics to
+    ``record`` and returns the seconds it took."""
+    start = time.time()
+    result = test_images.run_test_set(
+        session, graph.test, scenes, os.path.join(config.log_dir, IMAGES_FOLDER), stamp,
+        save_inputs=first, panels=2, table_name="metrics_epoch%03d" % record["epoch"],
+        log=log if first else None)
+    time_test = time.time() - start
+    record["test_align_x"] = [float(v) for v in result.mean_x]
+    record["test_align_o"] = [float(v) for v in result.mean_o]
+    summaries.scalars(step, {
+        "test/ergas": result.mean_x[0], "test/scc": result.mean_x[1],
+        "test/q": result.mean_x[2], "test/qnr": result.mean_x[3],
+        "test/scc2_aligned": result.mean_o[1]})
+    summaries.images(step, {"test/%s MS|PAN|aligned|output" % name: panel
+                            for name, panel in result.panels})
+    return time_test
+
+
+def _log_epoch(record, step, time_test, log):
+    """The original's per-epoch log lines."""
+    log("epcIndex {:d} |iter {:d} |train {:0.3f} |time_train {:0.3f} "
+        "|time_test {:0.3f} |time_tot {:0.3f}".format(
+            record["epoch"], step, record["train_loss"], record["time_train"] / 60,
+            time_test / 60, (record["time_train"] + time_test) / 60))
+    if "test_align_x" in record:
+        for line in test_images.metric_lines(record["test_align_x"], record["test_align_o"]):
+            log(line)
 
 
 def _run_epoch(config, graph, session, step, total, summaries, scalars_csv, scalars_file,
