@@ -79,8 +79,12 @@ def _define_flags():
                        "many MS pixels per axis (global, sub-pixel).")
     flags.DEFINE_float("local_offset", d.local_offset, "Wald: amplitude (MS pixels) of a smooth "
                        "local displacement added to half of the displaced crops.")
-    flags.DEFINE_float("aligned_fraction", d.aligned_fraction, "Wald: share of crops (and "
-                       "synthetic scenes) left aligned.")
+    flags.DEFINE_float("aligned_fraction", d.aligned_fraction, "Wald: share of crops (and, "
+                       "unless --synthetic_aligned_fraction is given, of synthetic scenes) left "
+                       "aligned.")
+    flags.DEFINE_float("synthetic_aligned_fraction", d.synthetic_aligned_fraction, "Wald: share "
+                       "of synthetic scenes acquired without a PAN/MS offset (default: "
+                       "--aligned_fraction).")
 
 
 _define_flags()

@@ -147,6 +147,22 @@ def test_wald_config_refuses_bad_settings(tmp_path):
         train_lib.TrainConfig(synthetic_fraction=0.5, **base).validate()
     with pytest.raises(ValueError, match="aligned_fraction"):
         train_lib.TrainConfig(objective="wald", aligned_fraction=2.0, **base).validate()
+    with pytest.raises(ValueError, match="aligned_fraction"):
+        train_lib.TrainConfig(objective="wald", synthetic_aligned_fraction=-0.1,
+                              **base).validate()
+
+
+def test_synthetic_scenes_have_their_own_aligned_share(tmp_path):
+    # --synthetic_aligned_fraction=0: every synthetic scene is offset, while the real crops follow
+    # --aligned_fraction=1 (never displaced); unset, the scenes follow --aligned_fraction.
+    base = dict(data_dir=str(tmp_path), log_dir=str(tmp_path), objective="wald")
+    config = train_lib.TrainConfig(aligned_fraction=1.0, synthetic_aligned_fraction=0.0, **base)
+    assert config.displacement().aligned_fraction == 1.0
+    scenes = supervised.synthetic_sources(3, 16, 0, config.displacement(synthetic=True))
+    assert all(max(abs(v) for v in s.offset) > 0 for s in scenes)
+    same = train_lib.TrainConfig(aligned_fraction=1.0, **base).displacement(synthetic=True)
+    scenes = supervised.synthetic_sources(3, 16, 0, same)
+    assert all(s.offset == (0.0, 0.0) for s in scenes)
 
 
 def test_default_checkpoint_is_the_wald_one_and_beats_gsa_on_a_held_out_image():

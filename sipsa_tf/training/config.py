@@ -60,6 +60,8 @@ class TrainConfig:
     max_offset: float = 2.0         # wald: global MS displacement, MS pixels
     local_offset: float = 0.5       # wald: local MS displacement field amplitude, MS pixels
     aligned_fraction: float = 0.25  # wald: share of crops left aligned
+    synthetic_aligned_fraction: float = None  # wald: share of synthetic scenes left aligned
+                                              # (default: aligned_fraction)
 
     @property
     def total_steps(self):
@@ -99,11 +101,15 @@ class TrainConfig:
         if self.synthetic_fraction > 0 and self.objective != "wald":
             raise UserError("--synthetic_fraction needs --objective=wald")
         self.displacement().validate()
+        self.displacement(synthetic=True).validate()
 
-    def displacement(self):
-        """The misregistration augmentation of the Wald objective."""
-        return supervised.Displacement(self.max_offset, self.local_offset,
-                                       self.aligned_fraction)
+    def displacement(self, synthetic=False):
+        """The misregistration augmentation of the Wald objective (of the real crops, or of
+        the synthetic scenes with ``synthetic``)."""
+        aligned = self.aligned_fraction
+        if synthetic and self.synthetic_aligned_fraction is not None:
+            aligned = self.synthetic_aligned_fraction
+        return supervised.Displacement(self.max_offset, self.local_offset, aligned)
 
     def to_flags(self):
         """The settings as a flag file (``--flagfile`` reads it back)."""

@@ -111,11 +111,10 @@ def _supervised_sources(config):
                 quality.sensor_subset(None, (1, 2, 3)), None))
     if config.objective == "original":
         return [supervised.FullResImage(r) for r in regions], description
-    displacement = config.displacement()
     sources = [supervised.WaldImage(r) for r in regions]
     if config.synthetic_fraction > 0:
         sources += supervised.synthetic_sources(config.synthetic_scenes, config.synthetic_size,
-                                                config.seed, displacement)
+                                                config.seed, config.displacement(synthetic=True))
         description += "; %d synthetic scenes (%.0f%% of the crops)" % (
             config.synthetic_scenes, 100 * config.synthetic_fraction)
     return sources, "Wald protocol, " + description
