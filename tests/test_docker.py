@@ -27,7 +27,8 @@ LOCK = REPO / "docker" / "requirements.lock"
 
 # Variables docker/docker.mk reads; the caller's values (or an outer make's) must not leak in.
 MAKE_VARS = ("IMAGE", "BASE_IMAGE", "GPUS", "DATA_DIR", "LOG_DIR", "CHECKPOINT_DIR", "TEST_DIR",
-             "CHECKPOINT", "FLAGS", "DOCKER", "DOCKER_USER", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+             "CHECKPOINT", "FLAGS", "DOCKER", "DOCKER_USER", "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
+             "SYNTHETIC_DIR", "CPU_IMAGE", "CPU_BASE_IMAGE", "DEBIAN_SUITE", "DEBIAN_MIRROR", "WHEELS_PY")
 
 
 # ---------------------------------------------------------------- make -n of the docker targets
