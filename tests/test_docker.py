@@ -1,14 +1,19 @@
-"""The GPU image (docker/): Makefile commands, hash lock and Dockerfile lint.
+"""The image (docker/), GPU and CPU variants: Makefile commands, hash lock, Dockerfile lint, and the
+result of CI's real build and runs.
 
-No Docker engine is needed: the make targets are dry-run with `make -n`, the lock is parsed, and the
-Dockerfile is linted with hadolint. One test imports TensorFlow (a few seconds).
+No Docker engine is needed here: the make targets are dry-run with `make -n`, the lock is parsed, and
+the Dockerfile is linted with hadolint. The image itself is built and run by .ci/docker (too slow for
+the suite); `test_ci_docker_run` reports its outcome, and skips with the reason where it did not run.
+Two tests import TensorFlow (a few seconds each).
 """
 import ast
+import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,8 @@ LOCK = REPO / "docker" / "requirements.lock"
 
 # Variables docker/docker.mk reads; the caller's values (or an outer make's) must not leak in.
 MAKE_VARS = ("IMAGE", "BASE_IMAGE", "GPUS", "DATA_DIR", "LOG_DIR", "CHECKPOINT_DIR", "TEST_DIR",
-             "CHECKPOINT", "FLAGS", "DOCKER", "DOCKER_USER", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+             "CHECKPOINT", "FLAGS", "DOCKER", "DOCKER_USER", "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
+             "SYNTHETIC_DIR", "CPU_IMAGE", "CPU_BASE_IMAGE", "DEBIAN_SUITE", "DEBIAN_MIRROR", "WHEELS_PY")
 
 
 # ---------------------------------------------------------------- make -n of the docker targets
@@ -67,14 +73,31 @@ def test_docker_train_runs_make_train_on_all_gpus_with_the_three_mounts(tmp_path
     assert any(line.startswith("mkdir -p") and str(logs) in line and str(ckpt) in line for line in lines)
 
 
-def test_docker_train_defaults():
-    argv = docker_run_argv(make_dry_run("docker-train"))
+def test_docker_train_defaults_to_synthetic_scenes_on_the_host():
+    lines = make_dry_run("docker-train")
+    argv = docker_run_argv(lines)
     image_at = argv.index("sipsa-tf:gpu")
     assert not any(arg.startswith("FLAGS=") for arg in argv), "FLAGS only when given"
-    assert option_values(argv, "-v") == [f"{REPO}/data:/data:ro", f"{REPO}/logs:/logs",
+    # Without DATA_DIR, as `make train`: synthetic scenes, generated into data/synthetic on the host
+    # (its parent mounted read-write, since they are written beside it first and moved into place).
+    assert option_values(argv, "-v") == [f"{REPO}/data:/synthetic", f"{REPO}/logs:/logs",
                                          f"{REPO}/checkpoints:/checkpoints"]
-    assert argv[image_at + 1:image_at + 2] == ["make"]
-    assert "--user" in argv  # the calling user owns what the container writes
+    command = argv[image_at + 1:]
+    assert command[0] == "make" and "SYNTHETIC_DIR=/synthetic/synthetic" in command
+    assert not any(arg.startswith("DATA_DIR=") for arg in command)
+    assert any(line.startswith("mkdir -p") and f"{REPO}/data" in line.split() for line in lines)
+    assert option_values(argv, "--user") == [f"{os.getuid()}:{os.getgid()}"]  # the caller owns the outputs
+    moved = option_values(docker_run_argv(make_dry_run("docker-train", "SYNTHETIC_DIR=/srv/scenes/set1/")), "-v")
+    assert moved[0] == "/srv/scenes:/synthetic"
+
+
+def test_docker_test_images_defaults_to_synthetic_test_scenes():
+    argv = docker_run_argv(make_dry_run("docker-test-images", "IMAGE=sipsa-tf:cpu", "GPUS="))
+    assert "--gpus" not in argv
+    assert [m.split(":")[1] for m in option_values(argv, "-v")] == ["/logs", "/checkpoints"]
+    command = argv[argv.index("sipsa-tf:cpu") + 1:]
+    assert command[0] == "make" and "test-images" in command
+    assert not any(arg.startswith(("TEST_DIR=", "CHECKPOINT=")) for arg in command)
 
 
 def test_docker_train_makes_relative_host_paths_absolute():
@@ -113,17 +136,43 @@ def test_docker_test_images_refuses_a_checkpoint_the_container_cannot_see(tmp_pa
     assert proc.returncode != 0 and "outside CHECKPOINT_DIR" in proc.stderr
 
 
+def docker_build_argv(lines):
+    builds = [shlex.split(line) for line in lines if line.startswith("docker build ")]
+    assert len(builds) == 1, lines
+    return builds[0]
+
+
 def test_docker_build_and_lint_commands():
-    build = shlex.split(make_dry_run("docker-build", "BASE_IMAGE=nvidia/cuda:x@sha256:" + "0" * 64)[0])
-    assert build[:3] == ["DOCKER_BUILDKIT=1", "docker", "build"]
+    build = docker_build_argv(make_dry_run("docker-build", "BASE_IMAGE=nvidia/cuda:x@sha256:" + "0" * 64))
     assert option_values(build, "-f") == ["docker/Dockerfile"]
     assert option_values(build, "-t") == ["sipsa-tf:gpu"]
     assert option_values(build, "--build-arg") == ["BASE_IMAGE=nvidia/cuda:x@sha256:" + "0" * 64]
-    assert "--build-arg" not in shlex.split(make_dry_run("docker-build")[0])
+    assert build[-1] == "."
+    assert "--build-arg" not in docker_build_argv(make_dry_run("docker-build"))
     lint = shlex.split(make_dry_run("docker-lint")[0])
     assert lint[0].endswith("hadolint") and lint[-1] == "docker/Dockerfile"
     shell = docker_run_argv(make_dry_run("docker-shell"))
     assert "-it" in shell and shell[-1] == "bash"
+
+
+def test_docker_build_cpu_makes_wheels_and_base_then_builds_the_cpu_variant():
+    lines = make_dry_run("docker-build-cpu")
+    download = [shlex.split(line) for line in lines if " -m pip download " in line]
+    assert len(download) == 1, lines
+    assert {"--require-hashes", "--only-binary=:all:", "--no-deps"} <= set(download[0])
+    assert option_values(download[0], "-r") == ["docker/requirements.lock"]
+    assert option_values(download[0], "-d") == ["docker/wheelhouse"]
+    assert option_values(download[0], "--python-version") == ["3.11"]
+    base = "\n".join(lines)
+    assert "debootstrap --variant=minbase --include=python3,python3-venv,make" in base
+    assert "docker image inspect local/debian-py:bookworm" in base  # made only when absent
+    build = docker_build_argv(lines)
+    assert set(option_values(build, "--build-arg")) == {"VARIANT=cpu", "BASE_IMAGE=local/debian-py:bookworm"}
+    assert option_values(build, "-t") == ["sipsa-tf:cpu"] and option_values(build, "-f") == ["docker/Dockerfile"]
+    # A given base is used as it is: no debootstrap.
+    lines = make_dry_run("docker-build-cpu", "BASE_IMAGE=debian-py:mine")
+    assert "debootstrap" not in "\n".join(lines)
+    assert "BASE_IMAGE=debian-py:mine" in option_values(docker_build_argv(lines), "--build-arg")
 
 
 # ---------------------------------------------------------------- the hash lock
@@ -237,3 +286,93 @@ def test_dockerfile_settings():
     assert users and users[-1].split(":")[0] not in ("root", "0")
     assert "--require-hashes" in text and "docker/requirements.lock" in text
     assert "pip install --no-cache-dir --no-deps --no-build-isolation ." in text
+
+
+def dockerfile_instructions():
+    """[(stage index, instruction keyword, text)] with continuation lines joined, comments dropped."""
+    text = re.sub(r"^\s*#.*\n", "", DOCKERFILE.read_text(encoding="utf-8"), flags=re.M).replace("\\\n", " ")
+    stage, out = -1, []
+    for line in text.splitlines():
+        if line.strip():
+            keyword = line.split()[0].upper()
+            stage += keyword == "FROM"
+            out.append((stage, keyword, line.strip()))
+    return out
+
+
+def test_only_the_system_layer_depends_on_the_variant():
+    instructions = dockerfile_instructions()
+    froms = [text for _, keyword, text in instructions if keyword == "FROM"]
+    assert froms == ["FROM ${BASE_IMAGE} AS system", "FROM system AS deps", "FROM system"]
+    runs = [text for _, keyword, text in instructions if keyword == "RUN"]
+    uses = [text for _, keyword, text in instructions if "VARIANT" in text and keyword not in ("ARG", "LABEL")]
+    # One RUN acts on the variant, the first one of the first stage; the GPU apt steps are in it.
+    assert uses == [runs[0]] and runs[0].startswith('RUN case "${VARIANT}" in')
+    assert "libcudnn9-cuda-12=${CUDNN_VERSION}" in runs[0] and "cpu) ;;" in runs[0]
+    assert not any("apt-get" in run for run in runs[1:])
+    # The wheelhouse stays in the deps stage; the image takes the venv from it, not the wheels.
+    final = [text for stage, _, text in instructions if stage == 2]
+    assert "COPY --from=deps /opt/venv /opt/venv" in final
+    assert not any("wheelhouse" in text or text.startswith("COPY . ") for text in final)
+
+
+def test_dockerignore_lets_in_only_what_the_build_uses():
+    rules = [line for line in (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+             if line and not line.startswith("#")]
+    assert rules[0] == "*"
+    allowed = {rule[1:] for rule in rules if rule.startswith("!")}
+    copied = set()
+    for _, keyword, text in dockerfile_instructions():
+        if keyword == "COPY" and "--from=" not in text:
+            copied.update(text.split()[1:-1])
+    assert copied == allowed, (copied, allowed)
+
+
+def test_network_builds_under_the_image_determinism_settings():
+    """The image sets TF_DETERMINISTIC_OPS=1, under which TensorFlow refuses unseeded random ops: a
+    network restored from a checkpoint (make test-images in the image) must still build, and a
+    seeded graph must draw the same initial weights as without the setting."""
+    script = (
+        "import sys, numpy as np, tensorflow as tf, sipsa_tf\n"
+        "from sipsa_tf import model, network\n"
+        "with sipsa_tf.Pansharpener(sys.argv[1]) as p:\n"
+        "    assert p(np.full((8, 8, 3), .3, np.float32), np.full((32, 32), .3, np.float32))['output'].shape == (32, 32, 3)\n"
+        "g = tf.Graph()\n"
+        "with g.as_default():\n"
+        "    tf.compat.v1.set_random_seed(7)\n"
+        "    model.forward(tf.zeros([1, 8, 8, 3]), tf.zeros([1, 32, 32, 1]))\n"
+        "    with tf.compat.v1.Session() as s:\n"
+        "        s.run(tf.compat.v1.global_variables_initializer())\n"
+        "        print(repr(float(sum(np.abs(v).sum() for v in s.run(network.network_variables(g))))))\n")
+    checkpoint = str(REPO / "checkpoints" / "wald_stage1b")
+    sums = []
+    for determinism in ("1", "0"):
+        env = dict(os.environ, TF_DETERMINISTIC_OPS=determinism, TF_CPP_MIN_LOG_LEVEL="2")
+        proc = subprocess.run([sys.executable, "-c", script, checkpoint], capture_output=True, text=True,
+                              env=env, timeout=300, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        sums.append(float(proc.stdout.strip().splitlines()[-1]))
+    assert sums[0] == sums[1] and sums[0] > 0
+
+
+# ---------------------------------------------------------------- the real build and runs (.ci/docker)
+
+CI_RESULT = REPO / "logs" / "ci-docker" / "result.json"
+
+
+def test_ci_docker_run():
+    """Outcome of .ci/docker in this checkout: the CPU image built, trained twice (resuming through
+    the mount), tested and checked on the host. Skips, with the reason, where it did not run."""
+    if not CI_RESULT.exists():
+        pytest.skip("the image was not built and run in this checkout: .ci/docker does it (CI runs it "
+                    "before make test)")
+    result = json.loads(CI_RESULT.read_text(encoding="utf-8"))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    if result.get("commit") != head:
+        pytest.skip("%s is from commit %s, not HEAD %s: rerun .ci/docker" % (CI_RESULT, result.get("commit"), head))
+    if result["status"] == "skipped":
+        pytest.skip("Docker: " + result["reason"])
+    assert result["status"] == "passed", result
+    assert result["checkpoint"] == "model.ckpt-20"
+    assert result["resumed_from"] == "/checkpoints/cpu_small/model.ckpt-10"
+    assert result["paths_owned_by_caller"] > 0 and result["test_pngs"] > 0

@@ -42,10 +42,28 @@ def fan_avg_uniform(shape, tile=1):
 
     def initializer(var_shape, dtype=tf.float32, partition_info=None):
         del partition_info
-        draw = tf.random.uniform([k_h, k_w, n_in, base_out], -limit, limit, dtype=dtype)
+        draw = tf.random.uniform([k_h, k_w, n_in, base_out], -limit, limit, dtype=dtype,
+                                 seed=_determinism_op_seed())
         return tf.tile(draw, [1, 1, 1, tile]) if tile > 1 else draw
 
     return initializer
+
+
+def _determinism_op_seed():
+    """Op seed for the initialiser: None, except in an unseeded graph with op determinism on.
+
+    With ``TF_DETERMINISTIC_OPS=1`` (set in the Docker image, docker/README.md) TensorFlow refuses
+    to build a random op that has neither a graph nor an op seed, even in a graph that only
+    restores a checkpoint and never runs its initialisers. Such a graph gets the fixed op seed 0;
+    graphs with a seed, and all graphs without op determinism, are unchanged.
+    """
+    if tf.compat.v1.get_default_graph().seed is not None:
+        return None  # and no get_seed call, which would advance the graph's op-seed counter
+    try:
+        tf.compat.v1.get_seed(None)  # unseeded graph: raises exactly when op determinism is on
+    except RuntimeError:
+        return 0
+    return None
 
 
 class _Convs:
