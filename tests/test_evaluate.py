@@ -10,7 +10,7 @@ import scipy.io
 from scipy import ndimage
 
 from sipsa_tf import adapt, baselines, evaluate_lib as ev, quality
-from tests.conftest import REPO_ROOT
+from conftest import REPO_ROOT
 
 
 def _edges_image(size=48):
