@@ -1,8 +1,14 @@
 """Trainer: one AdamW step from the original's checkpoint against NumPy, resume, interrupted saves,
-warm start, the test step and the command lines (small CPU runs)."""
+checkpoint pruning, Ctrl-C saving a checkpoint, warm start, the test step and the command lines
+(``make train``, ``make test-images``; small CPU runs).
+
+The checkpoint's variable count (165) is read from ../shared/spec/legacy_checkpoint_variables.txt
+(the original's checkpoint listing); without ../shared the count copied from that file is used.
+"""
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -10,13 +16,27 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import FIXTURE_DIR, REPO_ROOT, require_shared
+from conftest import (FIXTURE_DIR, REPO_ROOT, SPEC_DIR, SUBPROCESS_TIMEOUT, Watched,
+                      require_shared)
 from sipsa_tf import checkpoints, synthetic, test_images, train_lib
 
 FIXTURE_PREFIX = os.path.join(FIXTURE_DIR, "model-100000")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 F32_EPS = float(np.finfo(np.float32).eps)
 STEPS, STEPS_LR = 120, 1e-4  # the short real training (slow test)
+# Lines of ../shared/spec/legacy_checkpoint_variables.txt (network, Adam slots, beta powers and
+# global step of the original's checkpoint); used only when ../shared is absent.
+LEGACY_VARIABLE_COUNT = 165
+
+
+def _legacy_variable_count():
+    spec = os.path.join(SPEC_DIR, "legacy_checkpoint_variables.txt")
+    if not os.path.exists(spec):
+        return LEGACY_VARIABLE_COUNT
+    with open(spec, encoding="utf-8") as f:
+        count = sum(1 for line in f if line.strip())
+    assert count == LEGACY_VARIABLE_COUNT  # the copy above is still the file's
+    return count
 
 
 def _numpy_adamw(w, m, v, g, beta1_power, beta2_power, lr, wd):
@@ -145,7 +165,8 @@ def _values(prefix):
 
 def test_run_writes_checkpoint_state_flags_logs_and_test_images(run_to_2):
     values = _values(os.path.join(run_to_2, "model.ckpt-2"))
-    assert len(values) == 165 and int(values["global_step"]) == 2  # as the original's
+    assert len(values) == _legacy_variable_count()  # as the original's
+    assert int(values["global_step"]) == 2
     assert "op_net/G/w_conv01/Adam_1" in values
     state = tf.train.get_checkpoint_state(run_to_2)
     assert os.path.basename(state.model_checkpoint_path) == "model.ckpt-2"
@@ -214,6 +235,47 @@ def test_restart_after_a_kill_mid_save_resumes_step_and_optimizer_state(scenes, 
         assert np.any(resumed[name] != saved[name]), name
 
 
+def test_keep_checkpoints_prunes_the_older_ones(scenes, tmp_path):
+    """--keep_checkpoints=2 with a save at every step: only the last two remain, and the state
+    file lists exactly them."""
+    log_dir = str(tmp_path / "log")
+    history = _train(_config(scenes, log_dir, max_steps=4, save_every=1, keep_checkpoints=2,
+                             test_folder="absent"))  # no test step: faster
+    assert history["step"] == 4
+    assert sorted(n for n in os.listdir(log_dir) if "ckpt" in n) == [
+        "model.ckpt-%d.%s" % (s, ext) for s in (3, 4)
+        for ext in ("data-00000-of-00001", "index")]
+    state = tf.train.get_checkpoint_state(log_dir)
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        "model.ckpt-3", "model.ckpt-4"]
+    assert os.path.basename(state.model_checkpoint_path) == "model.ckpt-4"
+
+
+def test_ctrl_c_during_training_saves_a_checkpoint(scenes, tmp_path):
+    """SIGINT to ``python -m sipsa_tf.train`` once a step is done (its progress line is on
+    stderr): status 130, and a complete checkpoint of the step reached, named in the log."""
+    log_dir = str(tmp_path / "log")
+    run = Watched([sys.executable, "-m", "sipsa_tf.train", "--data_dir=" + scenes,
+                   "--log_dir=" + log_dir, "--batch_size=1", "--ms_patch=8",
+                   "--crops_per_image=2", "--readers=1", "--shuffle_buffer=4", "--epochs=1",
+                   "--iters_per_epoch=100000", "--keep_checkpoints=0", "--threads=1",
+                   "--progress=on"], cwd=REPO_ROOT, env=ENV)
+    run.wait_for(" it/s", timeout=SUBPROCESS_TIMEOUT)  # the progress bar after a step
+    run.proc.send_signal(signal.SIGINT)
+    assert run.finish(timeout=120) == 130, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    with open(os.path.join(log_dir, train_lib.LOG_FILE)) as f:
+        lines = [line for line in f.read().splitlines() if "interrupted at global step" in line]
+    assert len(lines) == 1, lines
+    step = int(lines[0].split("interrupted at global step ")[1].split(":")[0])
+    assert 1 <= step < 100000
+    prefix = os.path.join(log_dir, "model.ckpt-%d" % step)
+    assert lines[0].endswith("saved " + prefix)
+    assert int(_values(prefix)["global_step"]) == step
+    assert tf.train.get_checkpoint_state(log_dir).model_checkpoint_path == prefix
+    assert not [n for n in os.listdir(log_dir) if n.startswith(".tmp")]
+
+
 def test_warm_start_from_the_original_checkpoint(scenes, tmp_path):
     require_shared("fixtures", "legacy_sipsa", "model-100000.index")
     fixture = _values(FIXTURE_PREFIX)
@@ -244,7 +306,7 @@ def test_warm_start_from_the_original_checkpoint(scenes, tmp_path):
 
 def _run(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, cwd=REPO_ROOT, env=ENV,
-                          timeout=120, **kwargs)
+                          timeout=SUBPROCESS_TIMEOUT, **kwargs)
 
 
 def _one_line_error(result, *needles):
@@ -280,6 +342,27 @@ def test_make_test_images_writes_pngs_and_the_metrics_table(scenes, run_to_2, tm
     result = test_images.evaluate_checkpoint(run_to_2, test_dir, str(tmp_path / "lib"),
                                              stamp="st", log=lambda line: None)
     assert ["%.6f" % v for v in result.mean_x] == rows[2][4:8]
+
+
+def test_make_train_runs_and_writes_its_checkpoint(scenes, tmp_path):
+    """``make train`` with DATA_DIR, LOG_DIR and FLAGS limiting the run to 2 tiny steps: the
+    checkpoint and log land in $(LOG_DIR)/cpu_small (the flag file's name)."""
+    log_dir = str(tmp_path / "logs")
+    flags = ("--max_steps=2 --batch_size=1 --ms_patch=8 --crops_per_image=2 --readers=1 "
+             "--shuffle_buffer=4 --iters_per_epoch=2 --threads=1 --progress=off "
+             "--test_folder=absent")
+    result = _run(["make", "--no-print-directory", "train", "NO_INSTALL=1",
+                   "PY=" + sys.executable, "DATA_DIR=" + scenes, "LOG_DIR=" + log_dir,
+                   "FLAGS=" + flags])
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = os.path.join(log_dir, "cpu_small")
+    assert int(_values(os.path.join(run_dir, "model.ckpt-2"))["global_step"]) == 2
+    with open(os.path.join(run_dir, train_lib.LOG_FILE)) as f:
+        log = f.read()
+    assert "data: %s" % scenes in log and "epcIndex 1 |iter 2 |train " in log
+    with open(os.path.join(run_dir, train_lib.FLAGS_FILE)) as f:
+        written = f.read()
+    assert "--max_steps=2\n" in written and "--weight_decay=1e-07\n" in written
 
 
 def test_test_images_bad_input_is_one_line(run_to_2, tmp_path):
