@@ -7,13 +7,13 @@ can import.
 """
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared"))
@@ -61,6 +61,7 @@ def run_graph(fn, *arrays, fetch_grads_of=None):
     Returns:
         The evaluated result.
     """
+    import tensorflow as tf  # here, so that test files without TensorFlow load fast
     graph = tf.Graph()
     with graph.as_default():
         tensors = [tf.constant(np.asarray(a, np.float32)) for a in arrays]
@@ -117,8 +118,15 @@ class Watched:
         return status
 
     def kill(self):
+        """Kills the process (and its process group if it leads one, e.g. make's children)."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                if os.getpgid(self.proc.pid) == self.proc.pid:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                else:
+                    self.proc.kill()
+            except ProcessLookupError:
+                pass
             self.proc.wait(30)
         self._thread.join(10)
 
