@@ -1,4 +1,13 @@
-"""Evaluation suite (sipsa_tf.evaluate_lib, python -m sipsa_tf.evaluate)."""
+"""Evaluation suite (sipsa_tf.evaluate_lib, python -m sipsa_tf.evaluate, make evaluate).
+
+Expected values come from outside the code path under test: MTF gains as printed in Vivone et
+al.'s toolbox (genMTF.m / MTF_PAN.m), MTF filtering by ``scipy.ndimage.correlate`` (the toolbox's
+``imfilter(..., 'replicate')``) instead of the package's FFT filter, decimation and nearest
+upsampling by NumPy slicing and ``np.repeat``, and ERGAS and SAM by their textbook formulas. The
+kernel itself (``quality.mtf_kernel``) and the Q2n, Q and SCC indices are checked against
+independent references in tests/test_quality.py; here they are applied to the independently
+built images.
+"""
 import csv
 import os
 import subprocess
@@ -9,8 +18,41 @@ import pytest
 import scipy.io
 from scipy import ndimage
 
-from sipsa_tf import adapt, baselines, evaluate_lib as ev, quality
-from tests.conftest import REPO_ROOT
+from sipsa_tf import adapt, evaluate_lib as ev, quality
+from conftest import REPO_ROOT, SUBPROCESS_TIMEOUT
+
+# genMTF.m case 'WV3' bands 5, 3, 2 (red, green, blue of the 8 VNIR bands: 0.365, 0.360, 0.355)
+# and MTF_PAN.m case 'WV3' (0.14); genMTF.m / MTF_PAN.m case 'IKONOS' bands 3, 2, 1 (R, G, B).
+WV3_RGB_GAINS, WV3_PAN_GAIN = (0.365, 0.360, 0.355), 0.14
+IKONOS_RGB_GAINS, IKONOS_PAN_GAIN = (0.29, 0.28, 0.26), 0.17
+
+
+def _toolbox_mtf(image, gains):
+    """Each band correlated with its MTF kernel, replicate borders (toolbox MTF.m's imfilter)."""
+    image = np.atleast_3d(np.asarray(image, np.float64))
+    return np.stack([ndimage.correlate(image[..., c], quality.mtf_kernel(g), mode="nearest")
+                     for c, g in enumerate(gains)], axis=-1)
+
+
+def _ergas(x, y, ratio=4):
+    """Wald's ERGAS: 100 / ratio * sqrt(mean over bands of RMSE^2 / mean^2)."""
+    rmse2 = [np.mean((x[..., c] - y[..., c]) ** 2) for c in range(x.shape[-1])]
+    return 100.0 / ratio * np.sqrt(np.mean([r / np.mean(y[..., c]) ** 2
+                                            for c, r in enumerate(rmse2)]))
+
+
+def _sam_degrees(x, y):
+    """Mean spectral angle, arccos of the normalised dot product (no zero spectra here)."""
+    cos = (x * y).sum(-1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1))
+    return float(np.degrees(np.arccos(np.clip(cos, -1, 1))).mean())
+
+
+def _reduced_nearest(ms, gains, ratio=4):
+    """The reduced-resolution (Wald) protocol for the nearest baseline, built independently:
+    MTF-filter the MS, keep every ratio-th pixel from (ratio // 2, ratio // 2) (the toolbox's
+    decimation), replicate each pixel ratio x ratio; returns (fused, reference)."""
+    low = _toolbox_mtf(ms, gains)[ratio // 2::ratio, ratio // 2::ratio]
+    return np.repeat(np.repeat(low, ratio, axis=0), ratio, axis=1), ms
 
 
 def _edges_image(size=48):
@@ -52,13 +94,16 @@ def test_ghosting_hand_computed():
 
 def test_sensor_subset_gains_and_filter():
     sub = quality.sensor_subset("WV3", (5, 3, 2))
-    assert sub == {"ms": [0.365, 0.360, 0.355], "pan": 0.14}
-    assert quality.sensor_subset("IKONOS", (3, 2, 1)) == {"ms": [0.29, 0.28, 0.26], "pan": 0.17}
+    assert sub == {"ms": list(WV3_RGB_GAINS), "pan": WV3_PAN_GAIN}
+    assert quality.sensor_subset("IKONOS", (3, 2, 1)) == {"ms": list(IKONOS_RGB_GAINS),
+                                                         "pan": IKONOS_PAN_GAIN}
     img = np.random.default_rng(0).random((16, 16, 3))
-    np.testing.assert_allclose(quality.mtf_filter(img, sub),
-                               quality.mtf_filter(img, [0.365, 0.360, 0.355]))
+    # measured difference to the direct correlation: 3e-15 (the FFT's rounding)
+    np.testing.assert_allclose(quality.mtf_filter(img, sub), _toolbox_mtf(img, WV3_RGB_GAINS),
+                               rtol=0, atol=2e-14)
     np.testing.assert_allclose(quality.mtf_filter(img[:, :, 0], sub, pan=True),
-                               quality.mtf_filter(img[:, :, 0], 0.14, pan=True))
+                               _toolbox_mtf(img[:, :, 0], [WV3_PAN_GAIN])[..., 0],
+                               rtol=0, atol=2e-14)
     with pytest.raises(ValueError, match="out of range"):
         quality.sensor_subset("IKONOS", (5, 3, 2))
 
@@ -120,14 +165,15 @@ def test_run_library_on_mat_folder(tmp_path, rng):
     rows, paths = ev.run(config, stdout=open(os.devnull, "w"))
     assert [(r["protocol"], r["method"]) for r in rows] == [
         ("reduced", "nearest"), ("reduced", "gsa"), ("full", "nearest"), ("full", "gsa")]
-    # the reduced-protocol row equals the indices computed here step by step
+    # the reduced-protocol row equals the indices of the protocol built here independently
     scene = ev.load_mat(str(data_dir / "imgIK_tiny.mat"))
-    ms_lr = quality.decimate(quality.mtf_filter(scene.ms, [0.29, 0.28, 0.26]), 4)
-    pan_lr = quality.decimate(quality.mtf_filter(scene.pan, 0.17, pan=True), 4)
-    fused = baselines.nearest(ms_lr.astype(np.float32), pan_lr.astype(np.float32))
-    expected = quality.reduced_resolution_indices(fused, scene.ms, 4, block=24)
+    fused, reference = _reduced_nearest(scene.ms, IKONOS_RGB_GAINS)
+    fused = fused.astype(np.float32).astype(np.float64)  # the baselines take float32 inputs
+    expected = {"ergas": _ergas(fused, reference), "sam": _sam_degrees(fused, reference),
+                "q2n": quality.q2n(fused, reference, block=24, shift=24),
+                "q": quality.q_index(fused, reference, block=24), "scc": quality.scc(fused, reference)}
     for key, value in expected.items():
-        assert rows[0][key] == pytest.approx(value, rel=1e-6)
+        assert rows[0][key] == pytest.approx(value, rel=1e-6), key
     assert sorted(os.listdir(out)) == ["panel_imgIK_tiny_full.png",
                                        "panel_imgIK_tiny_reduced.png", "results.csv",
                                        "results.md"]
@@ -141,7 +187,7 @@ def _run_cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", "sipsa_tf.evaluate", "--progress=off"]
                           + list(args), capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-                          timeout=600)
+                          timeout=SUBPROCESS_TIMEOUT)
 
 
 def test_entry_point_synthetic_with_adaptation(tmp_path):
@@ -162,6 +208,26 @@ def test_entry_point_synthetic_with_adaptation(tmp_path):
         assert all(np.isfinite(float(r[k])) for k in keys)
         assert all(r[k] == "" for k in ev.INDICES["full" if r["protocol"] == "reduced"
                                                    else "reduced"])
+    value = {(r["protocol"], r["method"]): {k: float(r[k]) for k in ev.INDICES[r["protocol"]]}
+             for r in rows}
+    for method in ("nearest", "brovey", "sipsa", "sipsa_adapted"):
+        reduced, full = value["reduced", method], value["full", method]
+        assert -1 <= reduced["q2n"] <= 1 and -1 <= reduced["q"] <= 1 and -1 <= reduced["scc"] <= 1
+        assert reduced["sam"] >= 0 and reduced["ergas"] > 0
+        assert 0 <= full["d_lambda"] <= 1 and 0 <= full["d_s"] <= 1
+        assert full["qnr"] == pytest.approx((1 - full["d_lambda"]) * (1 - full["d_s"]),
+                                            rel=1e-4, abs=1e-6)  # "%.6g" in the CSV
+    # nearest, reduced protocol: the scene's generic gains (genMTF.m 'otherwise': 0.3), built
+    # independently; the CSV holds 6 significant digits
+    scene = ev.synthetic_scenes(1, 24, seed=0)[0]
+    fused, reference = _reduced_nearest(scene.ms, (0.3, 0.3, 0.3))
+    fused = fused.astype(np.float32).astype(np.float64)
+    assert value["reduced", "nearest"]["ergas"] == pytest.approx(_ergas(fused, reference),
+                                                                 rel=1e-5)
+    assert value["reduced", "nearest"]["sam"] == pytest.approx(_sam_degrees(fused, reference),
+                                                               rel=1e-5)
+    # two adaptation steps changed the network's output
+    assert value["reduced", "sipsa_adapted"] != value["reduced", "sipsa"]
     report = (out / "results.md").read_text()
     assert "| sipsa_adapted |" in report and "sipsa_adapted: 2 steps" in report
     assert "SIPSA-Net starts from: %s" % ckpt in report
@@ -222,3 +288,28 @@ def test_misalignment_scene_offset_and_ideal_scores():
     ideal = mb.scores(truth0, truth0, moving0)
     assert ideal["q2n"] == pytest.approx(1.0) and ideal["ergas"] == pytest.approx(0.0)
     assert ideal["ghost"] == 0.0 and ideal["ghost_moving"] == 0.0
+
+
+def test_make_evaluate_without_data_uses_the_synthetic_scenes_and_the_bundled_checkpoint(
+        tmp_path):
+    """``make evaluate`` with GRIP_DIR absent and EVAL_DIR in a temporary folder; FLAGS keep it
+    tiny (one 24 x 24 scene, two methods, no panels)."""
+    out = tmp_path / "evaluation"
+    env = {k: v for k, v in os.environ.items() if k not in ("CHECKPOINT", "FLAGS", "SPLIT")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    done = subprocess.run(
+        ["make", "--no-print-directory", "evaluate", "NO_INSTALL=1", "PY=" + sys.executable,
+         "GRIP_DIR=%s" % (tmp_path / "absent"), "EVAL_DIR=%s" % out,
+         "FLAGS=--n_synthetic=1 --synthetic_size=24 --methods=nearest,sipsa --nopanels "
+         "--progress=off"], capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+        timeout=SUBPROCESS_TIMEOUT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--split" not in done.stdout  # no .mat files: no split
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["image"], r["protocol"], r["method"]) for r in rows] == [
+        ("synthetic_0", p, m) for p in ("reduced", "full") for m in ("nearest", "sipsa")]
+    report = (out / "results.md").read_text()
+    assert "SIPSA-Net starts from: checkpoints/wald_stage1b" in report
+    assert "synthetic test scenes" in report
+    assert sorted(os.listdir(out)) == ["results.csv", "results.md"]

@@ -3,15 +3,27 @@
 With ``resampling="Nearest"`` GDAL's MS-to-PAN-grid resampling is pixel replication (each MS
 pixel covers a ratio x ratio PAN block, same origin), which NumPy reproduces exactly; GDAL's
 default Cubic resampling is not reproduced here (its kernel and edge handling are GDAL's own).
-Tests that run GDAL skip, saying why, where ``gdal_translate`` is absent.
+Tests that run GDAL skip, saying why, where ``gdal_translate`` is absent, and fail instead when
+the environment variable CI is set (``.ci/run`` installs GDAL: there its absence is a fault).
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from conftest import REPO_ROOT, SUBPROCESS_TIMEOUT, missing_tool
 from sipsa_tf import external
 
-AVAILABLE, STATUS = external.gdal_status()
-needs_gdal = pytest.mark.skipif(not AVAILABLE, reason="GDAL not usable: %s" % STATUS)
+
+def require_gdal():
+    """GDAL's version line; skips (or, under CI, fails) the calling test when gdal_translate is
+    not usable. Called in the test body, so that under CI the outcome is "failed"."""
+    available, status = external.gdal_status()
+    if not available:
+        missing_tool("GDAL not usable: %s" % status)
+    return status
 
 
 def numpy_weighted_brovey(ms, pan, ratio, weights):
@@ -27,9 +39,9 @@ def tiny(rng):
     return ms, pan
 
 
-@needs_gdal
 @pytest.mark.parametrize("weights", [None, (0.5, 0.3, 0.2)])
 def test_gdal_equals_numpy_weighted_brovey(tiny, weights):
+    require_gdal()
     ms, pan = tiny
     fused = external.fuse_gdal(ms, pan, 4, weights=weights, resampling="Nearest")
     w = (1 / 3.0,) * 3 if weights is None else weights
@@ -38,8 +50,8 @@ def test_gdal_equals_numpy_weighted_brovey(tiny, weights):
     np.testing.assert_allclose(fused, expected, rtol=1e-5, atol=1e-6)
 
 
-@needs_gdal
 def test_gdal_through_fuse_default_cubic_is_close_but_not_nearest(tiny):
+    require_gdal()
     ms, pan = tiny
     fused = external.fuse("gdal", ms, pan, 4)
     nearest = numpy_weighted_brovey(ms, pan, 4, (1 / 3.0,) * 3)
@@ -68,3 +80,19 @@ def test_bad_inputs(tiny):
         external.pansharpen_vrt("p.tif", "m.tif", 3, resampling="Fancy")
     with pytest.raises(ValueError, match="3 MS bands"):
         external.pansharpen_vrt("p.tif", "m.tif", 3, weights=(1, 2))
+
+
+def test_ci_turns_a_missing_gdal_into_a_failure(tmp_path):
+    """With CI set and no GDAL on the PATH, the GDAL tests fail; without CI they skip."""
+    env = dict(os.environ, PATH=str(tmp_path), PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           os.path.join(REPO_ROOT, "tests", "test_external.py"), "-k", "equals_numpy"]
+    for ci, outcome in (("true", "2 failed"), (None, "2 skipped")):
+        env.pop("CI", None)
+        if ci:
+            env["CI"] = ci
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env,
+                              timeout=SUBPROCESS_TIMEOUT)
+        assert outcome in done.stdout, done.stdout[-2000:]
+        if ci:
+            assert "CI=true but GDAL not usable: gdal_translate not found" in done.stdout

@@ -1,32 +1,45 @@
-"""The training loss: shift lists, lean vs literal formulation, NumPy reference, options."""
+"""The training loss: shift lists, lean vs literal formulation, NumPy reference, options.
+
+The shift lists are the original's (../shared/spec/shift_candidates.json); the NumPy reference
+of the whole loss takes them from that file, not from the code under test, and skips saying so
+when ../shared is absent.
+"""
 import json
-import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SPEC_DIR, run_graph
+from conftest import require_shared, run_graph
 import numpy_reference as ref
 from sipsa_tf import losses, ops
 
 
+# Counts derived from ../shared/spec/shift_candidates.json (length, distinct shifts per list);
+# checked against the file when it is there, used alone when ../shared is absent.
+SPEC_SHIFT_COUNTS = {"pan_scale": (98, 94), "ms_scale": (98, 55)}
+
+
+def _spec_shifts():
+    """The original's shift lists from ../shared/spec (skips when ../shared is absent)."""
+    with open(require_shared("spec", "shift_candidates.json"), encoding="utf-8") as f:
+        spec = json.load(f)
+    return {key: [tuple(t) for t in spec[key]] for key in ("pan_scale", "ms_scale")}
+
+
 def test_shift_lists_match_spec():
-    spec = os.path.join(SPEC_DIR, "shift_candidates.json")
-    if not os.path.exists(spec):
-        pytest.skip("%s not found: ../shared is absent" % spec)
-    with open(spec, encoding="utf-8") as f:
-        expected = json.load(f)
+    expected = _spec_shifts()
     got = losses.shift_candidates()
     for key in ("pan_scale", "ms_scale"):
-        assert [list(t) for t in got[key]] == expected[key]
+        assert list(got[key]) == expected[key]
+        assert (len(expected[key]), len(set(expected[key]))) == SPEC_SHIFT_COUNTS[key]
 
 
 def test_shift_lists_shape_and_duplicates():
     got = losses.shift_candidates()
-    assert len(got["pan_scale"]) == 98 and len(got["ms_scale"]) == 98
-    assert len(set(got["pan_scale"])) == 94 and len(set(got["ms_scale"])) == 55
-    assert got["pan_scale"][0] == (0, 0) and got["ms_scale"][0] == (0, 0)
+    for key, (length, distinct) in SPEC_SHIFT_COUNTS.items():
+        assert len(got[key]) == length and len(set(got[key])) == distinct, key
+        assert got[key][0] == (0, 0)
 
 
 SHIFTS = ((0, 0), (1, 0), (0, -2), (1, 0), (-3, 2), (2, 2))
@@ -89,7 +102,7 @@ def test_loss_matches_numpy_reference(rng):
     ref_big = np.stack([ref.resize_blur(ms_n[i]) for i in range(b)])
     ref_small = np.stack([ref.satdown(ref_big[i]) for i in range(b)])
     pan_small = np.stack([ref.satdown(pan_n[i]) for i in range(b)])
-    shifts = losses.shift_candidates()
+    shifts = _spec_shifts()
     expected = {
         "edge_big": edge(out4[..., :3], pan_n),
         "edge_small": edge(aligned4[..., :3], pan_small),

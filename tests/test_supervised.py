@@ -172,7 +172,7 @@ def test_default_checkpoint_is_the_wald_one_and_beats_gsa_on_a_held_out_image():
     import subprocess
     from sipsa_tf import baselines, inference
     dry = subprocess.run(["make", "-n", "test-images", "NO_INSTALL=1"], cwd=REPO_ROOT,
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=True, timeout=60).stdout
     assert "--checkpoint=checkpoints/wald_stage1b" in dry
     grip = require_shared("data", "grip")
     split = supervised.load_split(SPLIT)

@@ -1,8 +1,15 @@
 """Trainer: one AdamW step from the original's checkpoint against NumPy, resume, interrupted saves,
-warm start, the test step and the command lines (small CPU runs)."""
+checkpoint pruning (--keep_checkpoints=1 in the resume test), Ctrl-C saving a checkpoint (sent to
+``make train``, which also covers that target), warm start, the test step and the command lines
+(``make test-images``; small CPU runs).
+
+The checkpoint's variable count (165) is read from ../shared/spec/legacy_checkpoint_variables.txt
+(the original's checkpoint listing); without ../shared the count copied from that file is used.
+"""
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -10,13 +17,27 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import FIXTURE_DIR, REPO_ROOT, require_shared
+from conftest import (FIXTURE_DIR, REPO_ROOT, SPEC_DIR, SUBPROCESS_TIMEOUT, Watched,
+                      require_shared)
 from sipsa_tf import checkpoints, synthetic, test_images, train_lib
 
 FIXTURE_PREFIX = os.path.join(FIXTURE_DIR, "model-100000")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 F32_EPS = float(np.finfo(np.float32).eps)
 STEPS, STEPS_LR = 120, 1e-4  # the short real training (slow test)
+# Lines of ../shared/spec/legacy_checkpoint_variables.txt (network, Adam slots, beta powers and
+# global step of the original's checkpoint); used only when ../shared is absent.
+LEGACY_VARIABLE_COUNT = 165
+
+
+def _legacy_variable_count():
+    spec = os.path.join(SPEC_DIR, "legacy_checkpoint_variables.txt")
+    if not os.path.exists(spec):
+        return LEGACY_VARIABLE_COUNT
+    with open(spec, encoding="utf-8") as f:
+        count = sum(1 for line in f if line.strip())
+    assert count == LEGACY_VARIABLE_COUNT  # the copy above is still the file's
+    return count
 
 
 def _numpy_adamw(w, m, v, g, beta1_power, beta2_power, lr, wd):
@@ -145,7 +166,8 @@ def _values(prefix):
 
 def test_run_writes_checkpoint_state_flags_logs_and_test_images(run_to_2):
     values = _values(os.path.join(run_to_2, "model.ckpt-2"))
-    assert len(values) == 165 and int(values["global_step"]) == 2  # as the original's
+    assert len(values) == _legacy_variable_count()  # as the original's
+    assert int(values["global_step"]) == 2
     assert "op_net/G/w_conv01/Adam_1" in values
     state = tf.train.get_checkpoint_state(run_to_2)
     assert os.path.basename(state.model_checkpoint_path) == "model.ckpt-2"
@@ -184,15 +206,17 @@ def test_restart_after_a_kill_mid_save_resumes_step_and_optimizer_state(scenes, 
     shutil.copytree(run_to_2, log_dir)
     planted = _plant_interrupted_saves(log_dir)
     saved = _values(os.path.join(log_dir, "model.ckpt-2"))
-    history = _train(_config(scenes, log_dir, max_steps=4))
+    # --keep_checkpoints=1: the resumed-from step-2 checkpoint is pruned once step 4 is saved
+    history = _train(_config(scenes, log_dir, max_steps=4, keep_checkpoints=1))
     assert history["resumed_from"] == os.path.join(log_dir, "model.ckpt-2")
     assert history["start_step"] == 2 and history["step"] == 4
     for name in planted:
         assert not os.path.exists(os.path.join(log_dir, name)), name
     assert sorted(n for n in os.listdir(log_dir) if "ckpt" in n) == [
-        "model.ckpt-%d.%s" % (s, ext) for s in (2, 4)
-        for ext in ("data-00000-of-00001", "index")]
-    assert tf.train.get_checkpoint_state(log_dir).model_checkpoint_path.endswith("ckpt-4")
+        "model.ckpt-4.data-00000-of-00001", "model.ckpt-4.index"]
+    state = tf.train.get_checkpoint_state(log_dir)
+    assert state.model_checkpoint_path.endswith("ckpt-4")
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["model.ckpt-4"]
     with open(os.path.join(log_dir, train_lib.LOG_FILE)) as f:
         log = f.read()
     assert "resumed from %s (global step 2)" % os.path.join(log_dir, "model.ckpt-2") in log
@@ -244,7 +268,7 @@ def test_warm_start_from_the_original_checkpoint(scenes, tmp_path):
 
 def _run(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, cwd=REPO_ROOT, env=ENV,
-                          timeout=120, **kwargs)
+                          timeout=SUBPROCESS_TIMEOUT, **kwargs)
 
 
 def _one_line_error(result, *needles):
@@ -280,6 +304,40 @@ def test_make_test_images_writes_pngs_and_the_metrics_table(scenes, run_to_2, tm
     result = test_images.evaluate_checkpoint(run_to_2, test_dir, str(tmp_path / "lib"),
                                              stamp="st", log=lambda line: None)
     assert ["%.6f" % v for v in result.mean_x] == rows[2][4:8]
+
+
+def test_make_train_then_ctrl_c_saves_a_checkpoint(scenes, tmp_path):
+    """``make train`` (DATA_DIR, LOG_DIR, FLAGS for tiny steps), interrupted as Ctrl-C does it:
+    SIGINT to the process group once a step is done (its progress line is on stderr). The
+    trainer saves a complete checkpoint of the step reached, names it in the log and exits with
+    130 (make then fails); the run lives in $(LOG_DIR)/cpu_small (the flag file's name)."""
+    log_dir = str(tmp_path / "logs")
+    flags = ("--batch_size=1 --ms_patch=8 --crops_per_image=2 --readers=1 --shuffle_buffer=4 "
+             "--epochs=1 --iters_per_epoch=100000 --keep_checkpoints=0 --threads=1 "
+             "--progress=on")
+    run = Watched(["make", "--no-print-directory", "train", "NO_INSTALL=1",
+                   "PY=" + sys.executable, "DATA_DIR=" + scenes, "LOG_DIR=" + log_dir,
+                   "FLAGS=" + flags], cwd=REPO_ROOT, env=ENV, start_new_session=True)
+    run.wait_for(" it/s", timeout=SUBPROCESS_TIMEOUT)  # the progress bar after a step
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert run.finish(timeout=120) != 0, run.stderr[-2000:]
+    assert "interrupted" in run.stderr and "Traceback" not in run.stderr
+    run_dir = os.path.join(log_dir, "cpu_small")
+    with open(os.path.join(run_dir, train_lib.LOG_FILE)) as f:
+        log = f.read()
+    assert "data: %s" % scenes in log
+    lines = [line for line in log.splitlines() if "interrupted at global step" in line]
+    assert len(lines) == 1, log[-2000:]
+    step = int(lines[0].split("interrupted at global step ")[1].split(":")[0])
+    assert 1 <= step < 100000
+    prefix = os.path.join(run_dir, "model.ckpt-%d" % step)
+    assert lines[0].endswith("saved " + prefix)
+    assert int(_values(prefix)["global_step"]) == step
+    assert tf.train.get_checkpoint_state(run_dir).model_checkpoint_path == prefix
+    assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp")]
+    with open(os.path.join(run_dir, train_lib.FLAGS_FILE)) as f:
+        written = f.read()  # the flag file's settings, then FLAGS
+    assert "--ms_patch=8\n" in written and "--weight_decay=1e-07\n" in written
 
 
 def test_test_images_bad_input_is_one_line(run_to_2, tmp_path):
