@@ -13,42 +13,31 @@ bundled checkpoint.
 import json
 import os
 import signal
-import subprocess
 import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tifffile
 
-from sipsa_tf import model, network, scene
+from sipsa_tf import model, scene
 from sipsa_tf.inference import Pansharpener
+from sipsa_tf.scene import run as scene_run
 
-from conftest import REPO_ROOT, SUBPROCESS_TIMEOUT, Watched, require_executables
+from conftest import (REPO_ROOT, SUBPROCESS_TIMEOUT, Watched, command_env, geotiff_tags,
+                      require_executables, run_command, write_pair, write_random_checkpoint)
 from sipsa_tf import geotiff
 
-GEO_EXTRATAGS = [
-    (33550, "d", 3, (0.5, 0.5, 0.0), True),
-    (33922, "d", 6, (0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0), True),
-    (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633), True),
-]
+# The command line's environment: the repository on the path, TensorFlow's log level untouched
+# (the tool itself must keep stderr to one line).
+CLI_ENV = {"PYTHONPATH": REPO_ROOT}
 GAIN = 3.0  # random weights scaled up: the tiles' edges would show if the halo were too small
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A random-initialised checkpoint with its convolution weights scaled by GAIN."""
-    prefix = str(tmp_path_factory.mktemp("ckpt") / "model-1")
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(7)
-        model.forward(tf.zeros([1, 8, 8, 3]), tf.zeros([1, 32, 32, 1]))
-        variables = network.network_variables(graph)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.variables_initializer(variables))
-            sess.run([v.assign(v * GAIN) for v in variables if "w_conv" in v.op.name])
-            tf.compat.v1.train.Saver(variables).save(sess, prefix, write_meta_graph=False)
-    return prefix
+    return write_random_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "model-1"), seed=7,
+                                   gain=GAIN)
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +54,11 @@ def whole(checkpoint):
     p.close()
 
 
-def _write_pair(directory, ms, pan, pan_tags=(), ms_kwargs=None):
-    pan_path, ms_path = os.path.join(directory, "pan.tif"), os.path.join(directory, "ms.tif")
-    tifffile.imwrite(pan_path, pan, extratags=GEO_EXTRATAGS + list(pan_tags))
-    tifffile.imwrite(ms_path, ms, photometric="minisblack", planarconfig="contig",
-                     **(ms_kwargs or dict(tile=(16, 16), compression="zlib")))
+def _write_pair(directory, ms, pan, nodata=None):
+    """A georeferenced PAN and a tiled, compressed MS; returns (PAN path, MS path)."""
+    ms_path, pan_path = write_pair(directory, ms, pan,
+                                   ms_options=dict(tile=(16, 16), compression="zlib"),
+                                   pan_options=dict(extratags=geotiff_tags(nodata=nodata)))
     return pan_path, ms_path
 
 
@@ -215,7 +204,8 @@ def test_a_halo_below_the_receptive_field_shows(tiled_case, checkpoint, monkeypa
     tiled result then differs from the whole image by more than the tolerance above, so that
     test can see a halo that is too small."""
     plan_tiles = scene.plan_tiles
-    monkeypatch.setattr(scene, "plan_tiles",
+    # Patched where the run looks it up (sipsa_tf.scene re-exports it; patching there is unseen).
+    monkeypatch.setattr(scene_run, "plan_tiles",
                         lambda h, w, core, halo: plan_tiles(h, w, core, halo * 3 // 4))
     _, out, _ = _tiled(tiled_case, checkpoint, "short_halo", tail_tile=TILED_TILE)
     difference = np.abs(tifffile.imread(out) / 2047.0 - tiled_case[-1]["output"]).max()
@@ -246,33 +236,25 @@ def test_integer_inputs_keep_their_type(tmp_path, rng, tile_model, whole, dtype,
 
 def _gdal_geo(path):
     gdalinfo, = require_executables("gdalinfo")
-    info = json.loads(subprocess.run([gdalinfo, "-json", path], check=True, capture_output=True,
-                                     text=True, timeout=SUBPROCESS_TIMEOUT).stdout)
+    done = run_command([gdalinfo, "-json", path])
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
     return info["geoTransform"], info["coordinateSystem"]["wkt"], info["size"]
 
 
-# A GeoKeyDirectory whose keys also live in GeoDoubleParams (ProjLinearUnitSizeGeoKey 3077) and
-# GeoAsciiParams (GTCitationGeoKey 1026), so that copying tags 34736 and 34737 is exercised.
-PARAMS_EXTRATAGS = [
-    (34735, "H", 24, (1, 1, 0, 5, 1024, 0, 1, 1, 1025, 0, 1, 1, 1026, 34737, 8, 0,
-                      3072, 0, 1, 32633, 3077, 34736, 1, 0), True),
-    (34736, "d", 1, (1.0,), True),
-    (34737, "s", 0, "UTM 33N|", True),
-]
 GEO_CODES = (33550, 33922, 34264, 34735, 34736, 34737, 42113)
 
 
 def _georeferenced_output(directory, rng, tile_model, transform):
     """PAN/MS with the GeoTIFF tags (a rotated grid if ``transform``), and the tool's output."""
     ms, pan = _scene(rng, 20, 24, 3, 2047, np.uint16)
-    extra = [(42113, "s", 0, "0", True)]
-    if transform:  # a rotated grid: ModelTransformation instead of pixel scale + tie point
-        extra.append((34264, "d", 16, (0.3, 0.4, 0, 500000.0, 0.4, -0.3, 0, 4e6, 0, 0, 0, 0,
-                                       0, 0, 0, 1), True))
-    pan_path = os.path.join(directory, "pan.tif")
-    ms_path = os.path.join(directory, "ms.tif")
-    tifffile.imwrite(pan_path, pan, extratags=GEO_EXTRATAGS[:2] + PARAMS_EXTRATAGS + extra)
-    tifffile.imwrite(ms_path, ms, photometric="minisblack", planarconfig="contig")
+    # A rotated grid: ModelTransformation instead of pixel scale + tie point. The GeoKeys also
+    # live in GeoDoubleParams and GeoAsciiParams, so that copying tags 34736 and 34737 is
+    # exercised.
+    rotation = ((0.3, 0.4, 0, 500000.0, 0.4, -0.3, 0, 4e6, 0, 0, 0, 0, 0, 0, 0, 1)
+                if transform else None)
+    ms_path, pan_path = write_pair(directory, ms, pan, pan_options=dict(
+        extratags=geotiff_tags(double_params=True, nodata="0", transformation=rotation)))
     out = os.path.join(directory, "out.tif")
     scene.pansharpen_scene(None, pan_path, ms_path, out,
                            scene.SceneOptions(tile=64, progress="off"), tile_model=tile_model)
@@ -358,7 +340,7 @@ def test_nodata_is_honoured(tmp_path, rng, tile_model):
     ms, pan = np.maximum(ms, 1), np.maximum(pan, 1)  # no nodata but the blocks below
     ms[0:3, 0:2, 1] = 0      # MS nodata: a 12 x 8 PAN block
     pan[40:44, 50:60] = 0    # PAN nodata
-    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan, [(42113, "s", 0, "0", True)])
+    pan_path, ms_path = _write_pair(str(tmp_path), ms, pan, nodata="0")
     out = str(tmp_path / "out.tif")
     scene.pansharpen_scene(None, pan_path, ms_path, out, scene.SceneOptions(progress="off"),
                            tile_model=tile_model)
@@ -373,10 +355,7 @@ def test_nodata_is_honoured(tmp_path, rng, tile_model):
 
 
 def _cli(*args):
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
-    return subprocess.run([sys.executable, "-m", "sipsa_tf.pansharpen"] + list(args),
-                          capture_output=True, text=True, env=env, cwd=REPO_ROOT,
-                          timeout=SUBPROCESS_TIMEOUT)
+    return run_command([sys.executable, "-m", "sipsa_tf.pansharpen"] + list(args), env=CLI_ENV)
 
 
 def _bad_inputs(directory, rng):
@@ -448,7 +427,7 @@ def test_sigterm_to_the_command_leaves_nothing(tmp_path, rng, checkpoint):
     run = Watched([sys.executable, "-m", "sipsa_tf.pansharpen", "--checkpoint=" + checkpoint,
                    "--pan=" + pan_path, "--ms=" + ms_path, "--out=" + str(tmp_path / "out.tif"),
                    "--aligned_out=" + str(tmp_path / "al.tif"), "--tile=64", "--progress=on"],
-                  env=dict(os.environ, PYTHONPATH=REPO_ROOT), cwd=REPO_ROOT)
+                  env=command_env(CLI_ENV), cwd=REPO_ROOT)
     run.wait_for("pansharpen |", timeout=SUBPROCESS_TIMEOUT)  # a piece is done
     run.proc.send_signal(signal.SIGTERM)
     assert run.finish(timeout=120) == 130, run.stderr[-2000:]
@@ -481,12 +460,9 @@ def test_make_pansharpen_with_the_bundled_checkpoint(tmp_path, rng):
     ms, pan = _scene(rng, 20, 24, 3, 2047, np.uint16)
     pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
     out = str(tmp_path / "out.tif")
-    env = {k: v for k, v in os.environ.items() if k not in ("CHECKPOINT", "FLAGS")}
-    done = subprocess.run(["make", "--no-print-directory", "pansharpen", "NO_INSTALL=1",
-                           "PY=" + sys.executable, "PAN=" + pan_path, "MS=" + ms_path,
-                           "OUT=" + out, "FLAGS=--progress=off --tile=64"],
-                          capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-                          timeout=SUBPROCESS_TIMEOUT)
+    done = run_command(["make", "--no-print-directory", "pansharpen", "NO_INSTALL=1",
+                        "PY=" + sys.executable, "PAN=" + pan_path, "MS=" + ms_path, "OUT=" + out,
+                        "FLAGS=--progress=off --tile=64"], env={"CHECKPOINT": None, "FLAGS": None})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--checkpoint=checkpoints/wald_stage1b" in done.stdout  # make echoes the command
     assert "wrote %s: 0.01 PAN megapixels in 4 tiles" % out in done.stdout
