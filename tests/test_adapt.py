@@ -1,4 +1,7 @@
-"""Scene adaptation (sipsa_tf.adapt): loss goes down, starts from None / checkpoint / object."""
+"""Scene adaptation (sipsa_tf.adapt): loss goes down, starts from None / checkpoint / object.
+
+``random_checkpoint`` (tests/conftest.py): a random-init network saved as a checkpoint.
+"""
 import numpy as np
 import pytest
 
@@ -11,14 +14,6 @@ CROP, BATCH = 16, 2
 def scene():
     ms, pan, _ = synthetic.make_scene(0, "test", 0, 20)
     return ms.astype(np.float32) / 2047, pan.astype(np.float32) / 2047
-
-
-@pytest.fixture(scope="module")
-def random_ckpt(tmp_path_factory):
-    """A random-init network saved as a checkpoint (the bundled one may not exist yet)."""
-    prefix = str(tmp_path_factory.mktemp("ckpt") / "model-0")
-    adapt.save_weights(adapt.initial_weights(None, seed=3), prefix)
-    return prefix
 
 
 def test_adapt_from_random_init_lowers_loss(scene):
@@ -37,13 +32,13 @@ def test_adapt_from_random_init_lowers_loss(scene):
         p.close()
 
 
-def test_adapter_from_checkpoint(scene, random_ckpt, tmp_path):
+def test_adapter_from_checkpoint(scene, random_checkpoint, tmp_path):
     """0 steps reproduce the checkpoint; steps change it; calls are independent; save reloads."""
     ms, pan = scene
-    with inference.Pansharpener(random_ckpt) as ref:
+    with inference.Pansharpener(random_checkpoint) as ref:
         expected = ref(ms, pan)["output"]
-    with adapt.Adapter(random_ckpt) as adapter:
-        assert adapter.source_text == random_ckpt
+    with adapt.Adapter(random_checkpoint) as adapter:
+        assert adapter.source_text == random_checkpoint
         zero = adapter.adapt(ms, pan, 0, crop=CROP, batch=BATCH, eval_crops=1)
         moved = adapter.adapt(ms, pan, 2, crop=CROP, batch=BATCH, eval_crops=1)
         again = adapter.adapt(ms, pan, 0, crop=CROP, batch=BATCH, eval_crops=1)
@@ -61,9 +56,9 @@ def test_adapter_from_checkpoint(scene, random_ckpt, tmp_path):
             p.close()
 
 
-def test_adapt_leaves_source_pansharpener_unchanged(scene, random_ckpt):
+def test_adapt_leaves_source_pansharpener_unchanged(scene, random_checkpoint):
     ms, pan = scene
-    with inference.Pansharpener(random_ckpt) as source:
+    with inference.Pansharpener(random_checkpoint) as source:
         before = adapt.initial_weights(source)
         p = adapt.adapt(source, ms[:8, :8], pan[:32, :32], steps=1, lr=1e-2, crop=8, batch=1,
                         eval_crops=0)
@@ -90,6 +85,7 @@ def test_adapt_bad_inputs(scene, tmp_path):
     ms, pan = scene
     with pytest.raises(ValueError) as err:
         adapt.adapt(None, ms, pan[:-4], steps=1)
-    assert str(err.value) == "pan is 76x80 but must be exactly 4x ms (20x20): expected 80x80"
+    assert str(err.value) == ("pan is 76 x 80 pixels (rows x columns) but must be exactly 4x ms "
+                              "(20 x 20), i.e. 80 x 80: off by -4 rows and +0 columns")
     with pytest.raises(checkpoints.CheckpointError):
         adapt.adapt(str(tmp_path / "nothing"), ms, pan, steps=1)

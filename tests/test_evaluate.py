@@ -10,7 +10,6 @@ built images.
 """
 import csv
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -18,8 +17,8 @@ import pytest
 import scipy.io
 from scipy import ndimage
 
-from sipsa_tf import adapt, evaluate_lib as ev, quality
-from conftest import REPO_ROOT, SUBPROCESS_TIMEOUT
+from sipsa_tf import evaluate_lib as ev, quality
+from conftest import REPO_ROOT, run_command
 
 # genMTF.m case 'WV3' bands 5, 3, 2 (red, green, blue of the 8 VNIR bands: 0.365, 0.360, 0.355)
 # and MTF_PAN.m case 'WV3' (0.14); genMTF.m / MTF_PAN.m case 'IKONOS' bands 3, 2, 1 (R, G, B).
@@ -184,14 +183,12 @@ def test_run_library_on_mat_folder(tmp_path, rng):
 
 
 def _run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", "sipsa_tf.evaluate", "--progress=off"]
-                          + list(args), capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-                          timeout=SUBPROCESS_TIMEOUT)
+    return run_command([sys.executable, "-m", "sipsa_tf.evaluate", "--progress=off"]
+                       + list(args), env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
 
 
-def test_entry_point_synthetic_with_adaptation(tmp_path):
-    ckpt = adapt.save_weights(adapt.initial_weights(None, seed=5), str(tmp_path / "ckpt" / "m-0"))
+def test_entry_point_synthetic_with_adaptation(tmp_path, random_checkpoint):
+    ckpt = random_checkpoint
     out = tmp_path / "out"
     done = _run_cli("--out_dir=%s" % out, "--data_dir=%s" % (tmp_path / "absent"),
                     "--auto_data", "--n_synthetic=1", "--synthetic_size=24",
@@ -295,14 +292,12 @@ def test_make_evaluate_without_data_uses_the_synthetic_scenes_and_the_bundled_ch
     """``make evaluate`` with GRIP_DIR absent and EVAL_DIR in a temporary folder; FLAGS keep it
     tiny (one 24 x 24 scene, two methods, no panels)."""
     out = tmp_path / "evaluation"
-    env = {k: v for k, v in os.environ.items() if k not in ("CHECKPOINT", "FLAGS", "SPLIT")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    done = subprocess.run(
+    done = run_command(
         ["make", "--no-print-directory", "evaluate", "NO_INSTALL=1", "PY=" + sys.executable,
          "GRIP_DIR=%s" % (tmp_path / "absent"), "EVAL_DIR=%s" % out,
          "FLAGS=--n_synthetic=1 --synthetic_size=24 --methods=nearest,sipsa --nopanels "
-         "--progress=off"], capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-        timeout=SUBPROCESS_TIMEOUT)
+         "--progress=off"],
+        env={"CHECKPOINT": None, "FLAGS": None, "SPLIT": None, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--split" not in done.stdout  # no .mat files: no split
     with open(out / "results.csv") as f:

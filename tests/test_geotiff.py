@@ -5,16 +5,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import geotiff_tags, write_tiff
 from sipsa_tf import geotiff
-
-# A UTM 33N GeoTIFF description: pixel scale, tie point, GeoKey directory, ASCII params.
-GEO_EXTRATAGS = [
-    (33550, "d", 3, (0.5, 0.5, 0.0), True),
-    (33922, "d", 6, (0.0, 0.0, 0.0, 500000.0, 4000000.0, 0.0), True),
-    (34735, "H", 20, (1, 1, 0, 4, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633,
-                      3073, 34737, 10, 0), True),
-    (34737, "s", 0, "UTM 33N|", True),
-]
 
 LAYOUTS = {
     "contiguous": dict(),
@@ -29,7 +21,7 @@ def _write(path, data, **kwargs):
     if data.ndim == 3:
         if kwargs.setdefault("planarconfig", "contig") == "separate":
             data = np.moveaxis(data, -1, 0)
-    tifffile.imwrite(path, data, photometric=photometric, extratags=GEO_EXTRATAGS, **kwargs)
+    write_tiff(path, data, photometric=photometric, extratags=geotiff_tags(), **kwargs)
 
 
 @pytest.mark.parametrize("layout,bands", [(layout, bands) for layout in sorted(LAYOUTS)
@@ -53,8 +45,7 @@ def test_windows_equal_the_whole_image(tmp_path, rng, layout, bands):
 
 def test_geo_tags_and_nodata_are_read(tmp_path):
     path = str(tmp_path / "img.tif")
-    tifffile.imwrite(path, np.zeros((8, 8), np.uint8),
-                     extratags=GEO_EXTRATAGS + [(42113, "s", 0, "255", True)])
+    write_tiff(path, np.zeros((8, 8), np.uint8), extratags=geotiff_tags(nodata="255"))
     with geotiff.Raster(path) as raster:
         tags = {code: value for code, _, _, value in raster.geo_tags}
         assert raster.nodata == 255.0
