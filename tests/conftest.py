@@ -24,6 +24,9 @@ SPEC_DIR = os.path.join(SHARED, "spec")
 # Every subprocess a test starts is given at most this many seconds (TensorFlow's import and a
 # graph build take ~10 s here; the slowest command-line test runs ~30 s).
 SUBPROCESS_TIMEOUT = 300
+# The environment (on top of the test's) of a command whose stderr is checked: TensorFlow's C++
+# log lines left out.
+QUIET_TF = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def require_shared(*parts):

@@ -1,12 +1,10 @@
 """The Pansharpener API: shapes, bad input, one graph per instance, eager on or off."""
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import run_command
 from sipsa_tf import Pansharpener
 
 
@@ -106,7 +104,6 @@ def test_works_with_v2_behaviour_disabled():
             "p = Pansharpener(None, seed=0);"
             "r = p(np.full((6, 6, 3), .5, np.float32), np.full((24, 24), .5, np.float32));"
             "print(r['output'].shape)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                         text=True, timeout=300)
+    out = run_command([sys.executable, "-c", code], timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "(24, 24, 3)" in out.stdout

@@ -2,7 +2,6 @@
 the .mat converter."""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,27 +10,18 @@ import scipy.io
 import tensorflow as tf
 import tifffile
 
-from conftest import FIXTURE_DIR, REPO_ROOT, require_shared
+from conftest import FIXTURE_DIR, QUIET_TF, require_shared, run_command, write_pair, write_tiff
 from sipsa_tf import data, synthetic
 
 
-def _write(path, array):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tifffile.imwrite(path, array)
-    return path
-
-
 def _pair(folder, name, ms_size=16, bands=3, pan_size=None, dtype=np.uint16, rng=None,
-          layout="folders", ms_folder="RGB", pan_folder="PAN"):
+          folders=("RGB", "PAN")):
+    """A random pair named ``name`` (``folders`` None: the flat layout); returns (MS, PAN)."""
     rng = rng or np.random.default_rng(0)
     pan_size = pan_size or 4 * ms_size
     ms = rng.integers(0, 2048, size=(ms_size, ms_size, bands)).astype(dtype)
     pan = rng.integers(0, 2048, size=(pan_size, pan_size)).astype(dtype)
-    if layout == "folders":
-        return (_write(os.path.join(folder, ms_folder, name + ".tif"), ms),
-                _write(os.path.join(folder, pan_folder, name + ".tif"), pan))
-    return (_write(os.path.join(folder, name + "_ms.tif"), ms),
-            _write(os.path.join(folder, name + "_pan.tif"), pan))
+    return write_pair(folder, ms, pan, name, folders)
 
 
 # ---------------------------------------------------------------- synthetic scenes
@@ -82,9 +72,9 @@ def test_original_layout_lists_the_second_set_twice_and_ignores_nir_and_mask(tmp
     train = os.path.join(root, "Trgbn_TRAIN")
     for i in range(3):
         _pair(train, "a%d" % i)
-    _pair(train, "road0", ms_folder="RGB2", pan_folder="PAN2")
+    _pair(train, "road0", folders=("RGB2", "PAN2"))
     os.makedirs(os.path.join(train, "NIR"))
-    _write(os.path.join(train, "mask", "junk.tif"), np.zeros((3, 3), np.uint8))
+    write_tiff(os.path.join(train, "mask", "junk.tif"), np.zeros((3, 3), np.uint8))
     pairs, description = data.find_training_pairs(root)
     names = [p.name for p in pairs]
     assert names[:3] == [os.path.join("Trgbn_TRAIN", "PAN", "a%d.tif" % i) for i in range(3)]
@@ -110,15 +100,15 @@ def test_pairing_by_name_and_by_order(tmp_path):
 
 def test_original_sort_order_is_by_length_then_name(tmp_path):
     for name in ("img10", "img2", "img1"):
-        _write(str(tmp_path / (name + ".tif")), np.zeros((2, 2), np.uint8))
+        write_tiff(str(tmp_path / (name + ".tif")), np.zeros((2, 2), np.uint8))
     assert [os.path.basename(p) for p in data.list_images(str(tmp_path))] == [
         "img1.tif", "img2.tif", "img10.tif"]
 
 
 def test_flat_layout(tmp_path):
     root = str(tmp_path)
-    _pair(root, "scene1", layout="flat")
-    _pair(root, "scene2", layout="flat")
+    _pair(root, "scene1", folders=None)
+    _pair(root, "scene2", folders=None)
     pairs, description = data.find_training_pairs(root)
     assert len(pairs) == 2 and "flat" in description
     assert {os.path.basename(p.ms) for p in pairs} == {"scene1_ms.tif", "scene2_ms.tif"}
@@ -189,8 +179,7 @@ def _coded_pair(folder, ms_size=16):
     code = 1000.0 * yy + xx
     ms = np.stack([code, code + 0.25, code + 0.5], axis=2).astype(np.float32)
     pan = np.repeat(np.repeat(code, 4, axis=0), 4, axis=1).astype(np.float32)
-    return data.Pair("coded", _write(os.path.join(folder, "ms.tif"), ms),
-                     _write(os.path.join(folder, "pan.tif"), pan))
+    return data.Pair("coded", *write_pair(folder, ms, pan))
 
 
 def _orientation(patch):
@@ -313,15 +302,13 @@ def test_convert_mat_command_line(tmp_path):
     good = str(tmp_path / "w.mat")
     scipy.io.savemat(good, {"I_MS_LR": np.ones((8, 8, 8), np.uint16),
                             "I_PAN": np.ones((32, 32), np.uint16)})
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, "-m", "sipsa_tf.convert_mat"]
-    ok = subprocess.run(cmd + ["--out_dir", str(tmp_path / "out"), good], capture_output=True,
-                        text=True, cwd=REPO_ROOT, env=env, timeout=60)
+    ok = run_command(cmd + ["--out_dir", str(tmp_path / "out"), good], timeout=60, env=QUIET_TF)
     assert ok.returncode == 0, ok.stderr
     assert os.path.exists(tmp_path / "out" / "RGB" / "w.tif")
     assert "bands 5,3,2" in ok.stdout
-    bad = subprocess.run(cmd + ["--out_dir", str(tmp_path / "out"), str(tmp_path / "nope.mat")],
-                         capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=60)
+    bad = run_command(cmd + ["--out_dir", str(tmp_path / "out"), str(tmp_path / "nope.mat")],
+                      timeout=60, env=QUIET_TF)
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "nope.mat" in bad.stderr

@@ -7,13 +7,12 @@ Tests that run GDAL skip, saying why, where ``gdal_translate`` is absent, and fa
 the environment variable CI is set (``.ci/run`` installs GDAL: there its absence is a fault).
 """
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, SUBPROCESS_TIMEOUT, missing_tool
+from conftest import QUIET_TF, REPO_ROOT, missing_tool, run_command
 from sipsa_tf import external
 
 
@@ -84,15 +83,12 @@ def test_bad_inputs(tiny):
 
 def test_ci_turns_a_missing_gdal_into_a_failure(tmp_path):
     """With CI set and no GDAL on the PATH, the GDAL tests fail; without CI they skip."""
-    env = dict(os.environ, PATH=str(tmp_path), PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
            os.path.join(REPO_ROOT, "tests", "test_external.py"), "-k", "equals_numpy"]
     for ci, outcome in (("true", "2 failed"), (None, "2 skipped")):
-        env.pop("CI", None)
-        if ci:
-            env["CI"] = ci
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, env=env,
-                              timeout=SUBPROCESS_TIMEOUT)
+        # ci None: CI removed from the environment.
+        done = run_command(cmd, env=dict(QUIET_TF, PATH=str(tmp_path), PYTHONPATH=REPO_ROOT,
+                                         CI=ci))
         assert outcome in done.stdout, done.stdout[-2000:]
         if ci:
             assert "CI=true but GDAL not usable: gdal_translate not found" in done.stdout

@@ -8,7 +8,6 @@
 """
 import os
 import stat
-import subprocess
 import sys
 
 import numpy as np
@@ -20,7 +19,7 @@ from sipsa_tf import data, errors, evaluate_lib, scene, validation
 from sipsa_tf.io import pairs
 from sipsa_tf.utils import files
 
-from conftest import REPO_ROOT
+from conftest import QUIET_TF, REPO_ROOT, run_command, write_pair
 
 MS_SIZE = (24, 24)  # large enough for every entry point's minimum (evaluation: 20)
 # (PAN rows, PAN columns) against MS_SIZE: one that fits and four that do not.
@@ -33,14 +32,9 @@ CROPPED_BY_TRAINER = (97, 97)
 def _tiffs(directory, pan_size, stem="img"):
     """A test folder (RGB/, PAN/) holding one uint16 pair; returns (ms path, pan path)."""
     rng = np.random.default_rng(0)
-    for sub in ("RGB", "PAN"):
-        os.makedirs(os.path.join(directory, sub), exist_ok=True)
-    ms_path = os.path.join(directory, "RGB", stem + ".tif")
-    pan_path = os.path.join(directory, "PAN", stem + ".tif")
-    tifffile.imwrite(ms_path, rng.integers(1, 2000, MS_SIZE + (3,), dtype=np.uint16),
-                     photometric="rgb")
-    tifffile.imwrite(pan_path, rng.integers(1, 2000, pan_size, dtype=np.uint16))
-    return ms_path, pan_path
+    ms = rng.integers(1, 2000, MS_SIZE + (3,), dtype=np.uint16)
+    pan = rng.integers(1, 2000, pan_size, dtype=np.uint16)
+    return write_pair(directory, ms, pan, stem, ms_options=dict(photometric="rgb"))
 
 
 def _mat(path, pan_size):
@@ -167,9 +161,7 @@ def test_atomic_helpers_give_ordinary_modes_and_clean_up(tmp_path, umask):
 
 def _python(code):
     """Runs ``code`` in a fresh interpreter (a clean sys.modules); returns its stdout."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=REPO_ROOT, env=env, timeout=300)
+    result = run_command([sys.executable, "-c", code], timeout=300, env=QUIET_TF)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
