@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from conftest import run_command
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -29,6 +30,7 @@ LOCK = REPO / "docker" / "requirements.lock"
 MAKE_VARS = ("IMAGE", "BASE_IMAGE", "GPUS", "DATA_DIR", "LOG_DIR", "CHECKPOINT_DIR", "TEST_DIR",
              "CHECKPOINT", "FLAGS", "DOCKER", "DOCKER_USER", "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
              "SYNTHETIC_DIR", "CPU_IMAGE", "CPU_BASE_IMAGE", "DEBIAN_SUITE", "DEBIAN_MIRROR", "WHEELS_PY")
+MAKE_ENV = dict.fromkeys(MAKE_VARS)  # run_command's env: None removes the variable
 
 
 # ---------------------------------------------------------------- make -n of the docker targets
@@ -37,9 +39,8 @@ def make_dry_run(target, *assignments):
     """Commands `make -n TARGET VAR=value...` prints, backslash-newlines joined, one per line."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
-    proc = subprocess.run(["make", "-n", "-C", str(REPO), "--no-print-directory", target, *assignments],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = run_command(["make", "-n", "-C", str(REPO), "--no-print-directory", target, *assignments],
+                       timeout=60, env=MAKE_ENV)
     assert proc.returncode == 0, proc.stderr
     return [line.strip() for line in proc.stdout.replace("\\\n", " ").splitlines() if line.strip()]
 
@@ -129,10 +130,8 @@ def test_docker_test_images_keeps_a_relative_checkpoint_outside_the_mount(tmp_pa
 
 
 def test_docker_test_images_refuses_a_checkpoint_the_container_cannot_see(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
-    proc = subprocess.run(["make", "-n", "-C", str(REPO), "docker-test-images", f"CHECKPOINT_DIR={tmp_path}",
-                           "CHECKPOINT=/somewhere/else/model"], capture_output=True, text=True, env=env,
-                          timeout=60)
+    proc = run_command(["make", "-n", "-C", str(REPO), "docker-test-images", f"CHECKPOINT_DIR={tmp_path}",
+                        "CHECKPOINT=/somewhere/else/model"], timeout=60, env=MAKE_ENV)
     assert proc.returncode != 0 and "outside CHECKPOINT_DIR" in proc.stderr
 
 
@@ -262,8 +261,8 @@ def hadolint_binary():
 
 
 def test_hadolint_reports_nothing():
-    proc = subprocess.run([hadolint_binary(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
-                          capture_output=True, text=True, timeout=60)
+    proc = run_command([hadolint_binary(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+                       timeout=60)
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
 
 
@@ -347,9 +346,8 @@ def test_network_builds_under_the_image_determinism_settings():
     checkpoint = str(REPO / "checkpoints" / "wald_stage1b")
     sums = []
     for determinism in ("1", "0"):
-        env = dict(os.environ, TF_DETERMINISTIC_OPS=determinism, TF_CPP_MIN_LOG_LEVEL="2")
-        proc = subprocess.run([sys.executable, "-c", script, checkpoint], capture_output=True, text=True,
-                              env=env, timeout=300, cwd=REPO)
+        proc = run_command([sys.executable, "-c", script, checkpoint], timeout=300, cwd=REPO,
+                           env={"TF_DETERMINISTIC_OPS": determinism, "TF_CPP_MIN_LOG_LEVEL": "2"})
         assert proc.returncode == 0, proc.stderr[-2000:]
         sums.append(float(proc.stdout.strip().splitlines()[-1]))
     assert sums[0] == sums[1] and sums[0] > 0
@@ -367,7 +365,7 @@ def test_ci_docker_run():
         pytest.skip("the image was not built and run in this checkout: .ci/docker does it (CI runs it "
                     "before make test)")
     result = json.loads(CI_RESULT.read_text(encoding="utf-8"))
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    head = run_command(["git", "rev-parse", "HEAD"], timeout=60, cwd=REPO).stdout.strip()
     if result.get("commit") != head:
         pytest.skip("%s is from commit %s, not HEAD %s: rerun .ci/docker" % (CI_RESULT, result.get("commit"), head))
     if result["status"] == "skipped":

@@ -7,10 +7,9 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import QUIET_TF, REPO_ROOT, assert_one_line_error, command_env, run_command
 from sipsa_tf import runlock, synthetic
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 HOLDER = ("import sys, time\n"
           "from sipsa_tf import runlock\n"
           "with runlock.hold(sys.argv[1]):\n"
@@ -21,7 +20,7 @@ HOLDER = ("import sys, time\n"
 def _start_holder(directory):
     """A process holding ``directory``'s lock; returns once it says so."""
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(directory)], cwd=REPO_ROOT,
-                            env=ENV, stdout=subprocess.PIPE, text=True)
+                            env=command_env(QUIET_TF), stdout=subprocess.PIPE, text=True)
     try:
         line = _readline(proc, timeout=60)
     except BaseException:
@@ -70,16 +69,11 @@ def test_trainer_on_a_busy_log_dir_exits_1_with_one_line(tmp_path):
     log_dir = tmp_path / "log"
     proc = _start_holder(log_dir)
     try:
-        result = subprocess.run(
+        result = run_command(
             [sys.executable, "-m", "sipsa_tf.train", "--data_dir", root, "--log_dir",
-             str(log_dir), "--batch_size=1", "--ms_patch=16", "--max_steps=1"],
-            cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+             str(log_dir), "--batch_size=1", "--ms_patch=16", "--max_steps=1"], env=QUIET_TF)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [s for s in result.stderr.splitlines() if s.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert str(log_dir) in errors[0] and "pid %d on" % proc.pid in errors[0], errors[0]
+    assert_one_line_error(result, str(log_dir), "pid %d on" % proc.pid)
     assert not [n for n in os.listdir(log_dir) if n.startswith("model.ckpt")]

@@ -10,19 +10,17 @@ import glob
 import os
 import shutil
 import signal
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import (FIXTURE_DIR, REPO_ROOT, SPEC_DIR, SUBPROCESS_TIMEOUT, Watched,
-                      require_shared)
-from sipsa_tf import checkpoints, synthetic, test_images, train_lib
+from conftest import (FIXTURE_DIR, QUIET_TF, REPO_ROOT, SPEC_DIR, SUBPROCESS_TIMEOUT, Watched,
+                      assert_one_line_error, command_env, require_shared, run_command)
+from sipsa_tf import adapt, checkpoints, synthetic, test_images, train_lib
 
 FIXTURE_PREFIX = os.path.join(FIXTURE_DIR, "model-100000")
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 F32_EPS = float(np.finfo(np.float32).eps)
 STEPS, STEPS_LR = 120, 1e-4  # the short real training (slow test)
 # Lines of ../shared/spec/legacy_checkpoint_variables.txt (network, Adam slots, beta powers and
@@ -67,13 +65,7 @@ def _beta_powers(graph):
 
 def _foreign_checkpoint(prefix):
     """A checkpoint holding one unrelated variable."""
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.Variable(1.0, name="something_else")
-        with tf.compat.v1.Session() as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            tf.compat.v1.train.Saver().save(session, prefix, write_meta_graph=False)
-    return prefix
+    return adapt.save_weights({"something_else": np.float32(1.0)}, prefix)
 
 
 def test_one_step_from_the_original_checkpoint_matches_numpy_adamw(tmp_path):
@@ -266,26 +258,13 @@ def test_warm_start_from_the_original_checkpoint(scenes, tmp_path):
 
 # ---------------------------------------------------------------- test step and command lines
 
-def _run(args, **kwargs):
-    return subprocess.run(args, capture_output=True, text=True, cwd=REPO_ROOT, env=ENV,
-                          timeout=SUBPROCESS_TIMEOUT, **kwargs)
-
-
-def _one_line_error(result, *needles):
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [s for s in result.stderr.splitlines() if s.startswith("error: ")]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def test_make_test_images_writes_pngs_and_the_metrics_table(scenes, run_to_2, tmp_path):
     out_dir = str(tmp_path / "out")
     test_dir = os.path.join(scenes, synthetic.TEST_FOLDER)
-    result = _run(["make", "--no-print-directory", "test-images", "NO_INSTALL=1",
-                   "PY=" + sys.executable, "CHECKPOINT=" + run_to_2, "TEST_DIR=" + test_dir,
-                   "OUT_DIR=" + out_dir, "FLAGS=--stamp=st"])
+    result = run_command(["make", "--no-print-directory", "test-images", "NO_INSTALL=1",
+                          "PY=" + sys.executable, "CHECKPOINT=" + run_to_2,
+                          "TEST_DIR=" + test_dir, "OUT_DIR=" + out_dir, "FLAGS=--stamp=st"],
+                         env=QUIET_TF)
     assert result.returncode == 0, result.stderr
     assert "[Align X] AVG ERGAS:" in result.stdout and "[4ch SCC] AVG ERGAS:" in result.stdout
     expected = ["test_000_%s.png" % s for s in ("00_mslr_st", "01_pan_st", "02_msnn_alignedst",
@@ -317,7 +296,8 @@ def test_make_train_then_ctrl_c_saves_a_checkpoint(scenes, tmp_path):
              "--progress=on")
     run = Watched(["make", "--no-print-directory", "train", "NO_INSTALL=1",
                    "PY=" + sys.executable, "DATA_DIR=" + scenes, "LOG_DIR=" + log_dir,
-                   "FLAGS=" + flags], cwd=REPO_ROOT, env=ENV, start_new_session=True)
+                   "FLAGS=" + flags], cwd=REPO_ROOT, env=command_env(QUIET_TF),
+                  start_new_session=True)
     run.wait_for(" it/s", timeout=SUBPROCESS_TIMEOUT)  # the progress bar after a step
     os.killpg(run.proc.pid, signal.SIGINT)
     assert run.finish(timeout=120) != 0, run.stderr[-2000:]
@@ -342,8 +322,9 @@ def test_make_train_then_ctrl_c_saves_a_checkpoint(scenes, tmp_path):
 
 def test_test_images_bad_input_is_one_line(run_to_2, tmp_path):
     cmd = [sys.executable, "-m", "sipsa_tf.test_images_main", "--out_dir", str(tmp_path / "o")]
-    _one_line_error(_run(cmd + ["--checkpoint", run_to_2, "--test_dir", str(tmp_path / "no")]),
-                    str(tmp_path / "no"))
+    assert_one_line_error(run_command(cmd + ["--checkpoint", run_to_2, "--test_dir",
+                                             str(tmp_path / "no")], env=QUIET_TF),
+                          str(tmp_path / "no"))
     assert not os.path.exists(tmp_path / "o" / "metrics.csv")
 
 
@@ -356,7 +337,8 @@ def test_train_command_line_bad_data_is_one_line(tmp_path):
     (bad / "Trgbn_TRAIN" / "PAN").mkdir()
     (bad / "Trgbn_TRAIN" / "RGB" / "a.tif").write_bytes(b"not a tiff")
     (bad / "Trgbn_TRAIN" / "PAN" / "a.tif").write_bytes(b"not a tiff")
-    _one_line_error(_run(cmd + ["--data_dir", str(bad)]), "a.tif", "unreadable")
+    assert_one_line_error(run_command(cmd + ["--data_dir", str(bad)], env=QUIET_TF), "a.tif",
+                          "unreadable")
     assert not glob.glob(str(tmp_path / "log" / "cpu_small" / "model.ckpt*"))
 
 
