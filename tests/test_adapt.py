@@ -90,6 +90,7 @@ def test_adapt_bad_inputs(scene, tmp_path):
     ms, pan = scene
     with pytest.raises(ValueError) as err:
         adapt.adapt(None, ms, pan[:-4], steps=1)
-    assert str(err.value) == "pan is 76x80 but must be exactly 4x ms (20x20): expected 80x80"
+    assert str(err.value) == ("pan is 76 x 80 pixels (rows x columns) but must be exactly 4x ms "
+                              "(20 x 20), i.e. 80 x 80: off by -4 rows and +0 columns")
     with pytest.raises(checkpoints.CheckpointError):
         adapt.adapt(str(tmp_path / "nothing"), ms, pan, steps=1)

@@ -344,7 +344,7 @@ def test_network_builds_under_the_image_determinism_settings():
         "    with tf.compat.v1.Session() as s:\n"
         "        s.run(tf.compat.v1.global_variables_initializer())\n"
         "        print(repr(float(sum(np.abs(v).sum() for v in s.run(network.network_variables(g))))))\n")
-    checkpoint = str(REPO / "checkpoints" / "wald_stage1b")
+    checkpoint = str(REPO / "checkpoints" / "wald_stage1d")
     sums = []
     for determinism in ("1", "0"):
         env = dict(os.environ, TF_DETERMINISTIC_OPS=determinism, TF_CPP_MIN_LOG_LEVEL="2")
