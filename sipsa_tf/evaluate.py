@@ -1,7 +1,8 @@
 """Command line: evaluate SIPSA-Net (Lee, Seo, Kim, CVPR 2021) against baselines.
 
     python -m sipsa_tf.evaluate --data_dir=../shared/data/grip --auto_data \\
-        --checkpoint=checkpoints/wald_stage1d --adapt_steps=100 --out_dir=evaluation
+        --split=experiments/grip_split.json --checkpoint=checkpoints/wald_stage1d \\
+        --out_dir=evaluation
 
 Methods x images x protocols (reduced-resolution Wald protocol and full resolution), written as
 ``results.csv``, ``results.md`` and PNG panels into ``--out_dir``. Flags only; the work is done by
