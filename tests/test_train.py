@@ -89,7 +89,8 @@ def test_one_step_from_the_original_checkpoint_matches_numpy_adamw(tmp_path):
         with pytest.raises(checkpoints.CheckpointError, match="op_net/G/w_conv01"):
             graph.restore_from(session, foreign)
     expected_loss = float(batch["loss"])
-    assert abs(before["loss"] - expected_loss) <= 1e-4 * abs(expected_loss)
+    # measured 1.2e-6 relative (float32 sums in another order than the original's graph)
+    assert abs(before["loss"] - expected_loss) <= 6e-6 * abs(expected_loss)
     assert before["lr"] == pytest.approx(1e-4, rel=1e-6)
     assert before["wd"] == pytest.approx(1e-7, rel=1e-6)
     assert int(out["step"]) == 4 and int(after["step"]) == 4
@@ -97,7 +98,7 @@ def test_one_step_from_the_original_checkpoint_matches_numpy_adamw(tmp_path):
     assert b1p == pytest.approx(0.9 ** 4, rel=1e-6)  # 3 steps taken by the original
     np.testing.assert_allclose(after["powers"], [b1p * 0.9, b2p * 0.999], rtol=1e-6)
     for grad_before, grad_step in zip(before["grads"], out["grads"]):  # same gradients
-        np.testing.assert_allclose(grad_step, grad_before, rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(grad_step, grad_before, rtol=1e-6, atol=1e-9)  # measured 0
     worst = 0.0
     for variable, grad, (w_new, m_new, v_new) in zip(graph.network_variables, out["grads"],
                                                      after["slots"]):
