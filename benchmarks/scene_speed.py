@@ -21,6 +21,18 @@ rate. The FLOP count per PAN pixel is counted on the inference graph (see :func:
 With ``--rounds R`` every configuration runs R times, the rounds interleaved (whole, literal,
 tiled, whole, ...), so that the machine's speed drifting during the run affects all of them; the
 fastest round and the largest peak RSS are reported.
+
+``--one_shot`` measures what a user pays instead: for each of ``--sizes`` (default here: 1024 and
+2048), one fresh process per configuration, no warm-up, the process's whole wall time
+(interpreter, imports, graph building, restore, XLA compiles, reading, fusing, writing):
+
+- ``cli``: ``python -m sipsa_tf.pansharpen`` on uint16 GeoTIFFs with ``--checkpoint`` (default the
+  bundled one), exactly as a user runs it;
+- ``literal``: a process that builds ``Pansharpener(literal=True)`` (the original's formulation)
+  from the same checkpoint and fuses the same arrays once.
+
+It prints the seconds per size and the marginal throughput between the two sizes (extra PAN
+pixels / extra seconds, which leaves out the fixed start-up cost), and their ratio.
 """
 import argparse
 import json
@@ -107,6 +119,64 @@ def _warm_window(model, core, window, tail_tile):
     scene.sharpen_window(model, ms, pan, core, window, tail_tile)
 
 
+def child_literal_once(n, checkpoint):
+    """One-shot literal run: build, restore, fuse once (the process's wall time is measured)."""
+    from sipsa_tf.inference import Pansharpener
+    ms, pan = _inputs(n)
+    with Pansharpener(checkpoint, literal=True) as p:
+        p(ms, pan)
+    return {}
+
+
+def _write_pair(directory, n):
+    import tifffile
+    ms, pan = _inputs(n)
+    pan_path, ms_path = os.path.join(directory, "pan.tif"), os.path.join(directory, "ms.tif")
+    tifffile.imwrite(pan_path, np.rint(pan * 2047).astype(np.uint16))
+    tifffile.imwrite(ms_path, np.rint(ms * 2047).astype(np.uint16), photometric="rgb")
+    return pan_path, ms_path
+
+
+def one_shot(sizes, checkpoint, rounds):
+    """Fresh-process wall times of the command line and of the literal formulation."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(rounds):  # interleaved rounds; the fastest is kept
+            for n in sizes:
+                folder = os.path.join(tmp, str(n))
+                os.makedirs(folder, exist_ok=True)
+                pan_path, ms_path = _write_pair(folder, n)
+                commands = {
+                    "cli": [sys.executable, "-m", "sipsa_tf.pansharpen", "--pan", pan_path,
+                            "--ms", ms_path, "--out", os.path.join(folder, "out.tif"),
+                            "--checkpoint", checkpoint, "--progress=off"],
+                    "literal": [sys.executable, os.path.abspath(__file__), "--child",
+                                "literal_once", "--size", str(n), "--checkpoint", checkpoint]}
+                for kind, cmd in commands.items():
+                    start = time.perf_counter()
+                    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                    elapsed = time.perf_counter() - start
+                    if res.returncode != 0:
+                        tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
+                        raise SystemExit("%s at %d^2 failed: %s" % (kind, n, tail))
+                    key = (kind, n)
+                    seconds[key] = min(seconds.get(key, float("inf")), elapsed)
+    print("one-shot: fresh process each, no warm-up, wall time of the whole process")
+    print("%-8s %s" % ("config", " ".join("%9d^2" % n for n in sizes)))
+    for kind in ("cli", "literal"):
+        print("%-8s %s" % (kind, " ".join("%10.2f s" % seconds[(kind, n)] for n in sizes)))
+    small, large = sizes[0], sizes[-1]
+    extra = (large * large - small * small) / 1e6
+    marginal = {kind: extra / (seconds[(kind, large)] - seconds[(kind, small)])
+                for kind in ("cli", "literal")}
+    for kind in ("cli", "literal"):
+        print("  %s: %.3f MPix/s between %d^2 and %d^2 (%.3f MPix/s overall at %d^2)" % (
+            kind, marginal[kind], small, large, small * small / 1e6 / seconds[(kind, small)],
+            small))
+    print("  cli / literal, marginal throughput: %.2fx" % (marginal["cli"] / marginal["literal"]))
+
+
 def child_conv(repeats):
     """Rate of a 3 x 3, 64 -> 64 tf.nn.conv2d on a 1024 x 1024 map, GFLOP/s."""
     import tensorflow as tf
@@ -181,6 +251,8 @@ def run_child(args):
         result = child_tiled(args.size, args.repeats, args.tile)
     elif args.kind == "conv":
         result = child_conv(args.repeats)
+    elif args.kind == "literal_once":
+        result = child_literal_once(args.size, args.checkpoint)
     else:
         result = count_flops()
     result["rss_gb"] = _rss_gb()
@@ -215,6 +287,11 @@ def main():
                         help="run every configuration this many times, interleaved; report the "
                              "fastest run and the largest peak RSS")
     parser.add_argument("--tile", type=int, default=None, help="default: the tool's (2048)")
+    parser.add_argument("--one_shot", action="store_true",
+                        help="fresh-process wall times of the command line and the literal "
+                             "formulation, no warm-up (default sizes 1024,2048)")
+    parser.add_argument("--checkpoint", default="checkpoints/wald_stage1e",
+                        help="checkpoint of the one-shot runs")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -225,6 +302,10 @@ def main():
         args.kind = args.child
         return run_child(args)
 
+    if args.one_shot:
+        sizes = [1024, 2048] if args.sizes == parser.get_default("sizes") else \
+            [int(s) for s in args.sizes.split(",")]
+        return one_shot(sizes, args.checkpoint, args.rounds)
     sizes = [int(s) for s in args.sizes.split(",")]
     flops = _spawn("flops")
     conv = _spawn("conv", repeats=args.repeats)
