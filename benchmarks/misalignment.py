@@ -38,9 +38,9 @@ import numpy as np
 from scipy import ndimage
 
 from sipsa_tf import evaluate_lib as ev, quality, synthetic
+from sipsa_tf.constants import SCALE
 from sipsa_tf.utils.progress import Progress
 
-SCALE = 4
 MARGIN = 16          # PAN pixels left out at each border
 GT_SIGMA = 0.5       # the PAN's blur in synthetic.acquire
 MOVING_RADIUS = 3    # PAN pixels around the moving cars

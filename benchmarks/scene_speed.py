@@ -82,16 +82,21 @@ def child_memory(kind, n, repeats):
     return {"seconds": seconds}
 
 
+def _write_pair(directory, n):
+    """The n x n PAN and its MS as uint16 (11-bit) TIFFs in ``directory``; returns the paths."""
+    import tifffile
+    ms, pan = _inputs(n)
+    pan_path, ms_path = os.path.join(directory, "pan.tif"), os.path.join(directory, "ms.tif")
+    tifffile.imwrite(pan_path, np.rint(pan * 2047).astype(np.uint16))
+    tifffile.imwrite(ms_path, np.rint(ms * 2047).astype(np.uint16), photometric="rgb")
+    return pan_path, ms_path
+
+
 def child_tiled(n, repeats, tile):
     """The scene tool on n x n PAN GeoTIFFs (uint16, 11-bit) written to a temporary folder."""
-    import tifffile
     from sipsa_tf import scene
-    ms, pan = _inputs(n)
     with tempfile.TemporaryDirectory() as tmp:
-        pan_path, ms_path = os.path.join(tmp, "pan.tif"), os.path.join(tmp, "ms.tif")
-        tifffile.imwrite(pan_path, np.rint(pan * 2047).astype(np.uint16))
-        tifffile.imwrite(ms_path, np.rint(ms * 2047).astype(np.uint16), photometric="rgb")
-        del ms, pan
+        pan_path, ms_path = _write_pair(tmp, n)
         model = scene.TileModel(None, seed=0)
         options = scene.SceneOptions(tile=tile, bits=11, progress="off")
         out = os.path.join(tmp, "out.tif")
@@ -128,25 +133,19 @@ def child_literal_once(n, checkpoint):
     return {}
 
 
-def _write_pair(directory, n):
-    import tifffile
-    ms, pan = _inputs(n)
-    pan_path, ms_path = os.path.join(directory, "pan.tif"), os.path.join(directory, "ms.tif")
-    tifffile.imwrite(pan_path, np.rint(pan * 2047).astype(np.uint16))
-    tifffile.imwrite(ms_path, np.rint(ms * 2047).astype(np.uint16), photometric="rgb")
-    return pan_path, ms_path
-
-
 def one_shot(sizes, checkpoint, rounds):
     """Fresh-process wall times of the command line and of the literal formulation."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
+        pairs = {}
+        for n in sizes:  # written once, read by every round
+            folder = os.path.join(tmp, str(n))
+            os.makedirs(folder)
+            pairs[n] = (folder,) + _write_pair(folder, n)
         for _ in range(rounds):  # interleaved rounds; the fastest is kept
             for n in sizes:
-                folder = os.path.join(tmp, str(n))
-                os.makedirs(folder, exist_ok=True)
-                pan_path, ms_path = _write_pair(folder, n)
+                folder, pan_path, ms_path = pairs[n]
                 commands = {
                     "cli": [sys.executable, "-m", "sipsa_tf.pansharpen", "--pan", pan_path,
                             "--ms", ms_path, "--out", os.path.join(folder, "out.tif"),

@@ -95,13 +95,13 @@ class TrainConfig:
         if self.objective not in OBJECTIVES:
             raise UserError("--objective must be one of %s, got %r"
                              % (", ".join(OBJECTIVES), self.objective))
-        if not 0 <= self.synthetic_fraction <= 1:
-            raise UserError("--synthetic_fraction must be in [0, 1], got %s"
-                             % self.synthetic_fraction)
+        for name in ("synthetic_fraction", "aligned_fraction", "synthetic_aligned_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise UserError("--%s must be in [0, 1], got %s" % (name, value))
         if self.synthetic_fraction > 0 and self.objective != "wald":
             raise UserError("--synthetic_fraction needs --objective=wald")
-        self.displacement().validate()
-        self.displacement(synthetic=True).validate()
+        self.displacement().validate()  # the offsets (shared by the real and synthetic crops)
 
     def displacement(self, synthetic=False):
         """The misregistration augmentation of the Wald objective (of the real crops, or of
