@@ -85,6 +85,9 @@ def _define_flags():
     flags.DEFINE_float("synthetic_aligned_fraction", d.synthetic_aligned_fraction, "Wald: share "
                        "of synthetic scenes acquired without a PAN/MS offset (default: "
                        "--aligned_fraction).")
+    flags.DEFINE_float("edge_weight", d.edge_weight, "Wald: weight of the edge-excess term "
+                       "(Sobel edges of the output that the target lacks within 1 pixel; "
+                       "penalises ghosts and ringing, docs/training.md). 0: L1 only.")
 
 
 _define_flags()

@@ -136,3 +136,58 @@ def test_lean_loss_builds_no_stack():
         biggest = max(t.shape.num_elements() or 0
                       for op in graph.get_operations() for t in op.outputs)
     assert biggest <= 2 * 32 * 32 * 4
+
+
+def _sobel_magnitude_numpy(image):
+    """Sobel magnitude of one (H, W) band with reflected borders (independent of TensorFlow)."""
+    padded = np.pad(image.astype(np.float64), 1, mode="reflect")
+    h, w = image.shape
+    window = lambda dy, dx: padded[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
+    gy = (window(1, -1) + 2 * window(1, 0) + window(1, 1)
+          - window(-1, -1) - 2 * window(-1, 0) - window(-1, 1))
+    gx = (window(-1, 1) + 2 * window(0, 1) + window(1, 1)
+          - window(-1, -1) - 2 * window(0, -1) - window(1, -1))
+    return np.hypot(gy, gx)
+
+
+def _edge_excess_numpy(output, target):
+    from scipy import ndimage
+    total = []
+    for b in range(output.shape[0]):
+        for k in range(output.shape[3]):
+            allowed = ndimage.maximum_filter(_sobel_magnitude_numpy(target[b, :, :, k]), size=3,
+                                             mode="constant", cval=-np.inf)
+            total.append(np.maximum(_sobel_magnitude_numpy(output[b, :, :, k]) - allowed, 0))
+    return float(np.mean(total))
+
+
+def test_edge_excess_matches_numpy_and_punishes_a_ghost_not_a_blur():
+    # A bright square on a dark ground; the "ghost" adds a faint copy 6 pixels away (an edge the
+    # target lacks), the blur softens the square (edges weaker, none new).
+    target = np.zeros((1, 20, 20, 1), np.float32)
+    target[0, 5:11, 5:11, 0] = 1.0
+    ghost = target.copy()
+    ghost[0, 5:11, 11:17, 0] += 0.25
+    blur = target.copy()
+    blur[0, 4:12, 4:12, 0] = 0.5
+    blur[0, 5:11, 5:11, 0] = 1.0
+    values = {}
+    for name, output in (("same", target), ("ghost", ghost), ("blur", blur)):
+        values[name] = run_graph(lambda o, t: losses.edge_excess(o, t), output, target)
+        assert values[name] == pytest.approx(_edge_excess_numpy(output, target), abs=1e-6)
+    assert values["same"] == pytest.approx(0.0, abs=1e-5)
+    assert values["ghost"] > 0.01
+    # The blur's outer ring sits within one pixel of the square's edges: no excess.
+    assert values["blur"] < 0.1 * values["ghost"]
+
+
+def test_supervised_loss_adds_the_weighted_edge_excess(rng):
+    output = rng.uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    target = rng.uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    plain = run_graph(lambda o, t: losses.supervised_l1(o, t), output, target)
+    terms = run_graph(lambda o, t: losses.supervised_l1(o, t, 2.0), output, target)
+    assert tuple(terms) == losses.supervised_terms(2.0) == ("loss", "l1", "edge_excess")
+    assert plain["loss"] == pytest.approx(np.mean(np.abs(output - target)), rel=1e-6)
+    assert terms["l1"] == pytest.approx(plain["loss"], rel=1e-6)
+    assert terms["edge_excess"] == pytest.approx(_edge_excess_numpy(output, target), rel=1e-5)
+    assert terms["loss"] == pytest.approx(terms["l1"] + 2.0 * terms["edge_excess"], rel=1e-6)

@@ -139,6 +139,23 @@ def test_wald_training_steps_lower_the_l1_loss_on_a_fixed_batch(rng, tmp_path):
     assert np.isfinite(first) and last < 0.9 * first, (first, last)
 
 
+def test_wald_graph_with_edge_weight_logs_l1_and_edge_excess(rng, tmp_path):
+    config = train_lib.TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path),
+                                   objective="wald", edge_weight=3.0, seed=0)
+    graph = train_lib.TrainGraph(config, test_ops=False)
+    image = supervised.WaldImage(_region(rng, 32, 32))
+    crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT) for _ in range(2)]
+    ms, pan, target = [np.stack(parts) for parts in zip(*crops)]
+    # A flat target: every edge of the output (which follows the random MS) is in excess.
+    feed = graph.feed(ms, pan, np.full_like(target, 0.3))
+    with graph.session() as session:
+        graph.initialize(session)
+        terms = session.run(graph.loss_terms, feed)
+    assert graph.loss_names == ("loss", "l1", "edge_excess")
+    assert terms["edge_excess"] > 0
+    assert terms["loss"] == pytest.approx(terms["l1"] + 3.0 * terms["edge_excess"], rel=1e-5)
+
+
 def test_wald_config_refuses_bad_settings(tmp_path):
     base = dict(data_dir=str(tmp_path), log_dir=str(tmp_path))
     with pytest.raises(ValueError, match="--objective must be one of"):
@@ -150,6 +167,10 @@ def test_wald_config_refuses_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="aligned_fraction"):
         train_lib.TrainConfig(objective="wald", synthetic_aligned_fraction=-0.1,
                               **base).validate()
+    with pytest.raises(ValueError, match="--edge_weight needs --objective=wald"):
+        train_lib.TrainConfig(edge_weight=1.0, **base).validate()
+    with pytest.raises(ValueError, match="--edge_weight must be >= 0"):
+        train_lib.TrainConfig(objective="wald", edge_weight=-1.0, **base).validate()
 
 
 def test_synthetic_scenes_have_their_own_aligned_share(tmp_path):

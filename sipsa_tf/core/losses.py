@@ -145,15 +145,60 @@ def sipsa_loss(out4, aligned4, ms_n, pan_n, per_sample=False, literal=False):
     return terms
 
 
-def supervised_l1(output, target):
+def sobel_magnitude(images):
+    """Per-band Sobel gradient magnitude (edges of the image reflected, as ``tf.image.sobel_edges``).
+
+    Args:
+        images: (B, H, W, C) float32.
+
+    Returns:
+        (B, H, W, C) float32 >= 0: sqrt(gy^2 + gx^2) with the unnormalised 3x3 Sobel kernels
+        (a unit step gives 4); a 1e-12 floor under the root keeps the gradient finite.
+    """
+    gy_gx = tf.image.sobel_edges(images)
+    return tf.sqrt(tf.reduce_sum(tf.square(gy_gx), axis=-1) + 1e-12)
+
+
+def edge_excess(output, target, radius=1):
+    """Edges of ``output`` that ``target`` lacks: mean of max(|grad O| - D_r(|grad T|), 0).
+
+    The training counterpart of the ghosting measure (``sipsa_tf.evaluation.plots.ghosting``,
+    docs/misalignment.md): D_r is a max filter of radius ``radius``, so an edge drawn within
+    ``radius`` pixels of a reference edge, or blur, costs nothing; a second copy of an edge
+    (a ghost), ringing or a checkerboard does.
+
+    Args:
+        output, target: (B, H, W, C) float32 on the same scale.
+        radius: dilation radius in pixels.
+
+    Returns:
+        scalar float32 >= 0 (mean over pixels and bands).
+    """
+    size = 2 * radius + 1
+    allowed = tf.nn.max_pool2d(sobel_magnitude(target), size, 1, "SAME")
+    return tf.reduce_mean(tf.nn.relu(sobel_magnitude(output) - allowed))
+
+
+def supervised_l1(output, target, edge_weight=0.0):
     """Mean absolute error of the de-normalised output against a reference (Wald objective).
 
     Args:
         output: (B, H, W, 3) fused image (``model.Forward.output``), values in [0, 1] units.
         target: (B, H, W, 3) reference at the same scale (the original MS under the Wald
             protocol, or a synthetic scene's truth).
+        edge_weight: > 0 adds ``edge_weight * edge_excess(output, target)`` to the loss.
 
     Returns:
-        dict with ``loss``: scalar float32 tensor.
+        dict with ``loss`` (scalar float32 tensor); with ``edge_weight`` > 0 also ``l1`` and
+        ``edge_excess``, in the order of :func:`supervised_terms`.
     """
-    return {"loss": tf.reduce_mean(tf.abs(output - target))}
+    l1 = tf.reduce_mean(tf.abs(output - target))
+    if edge_weight <= 0:
+        return {"loss": l1}
+    excess = edge_excess(output, target)
+    return {"loss": l1 + edge_weight * excess, "l1": l1, "edge_excess": excess}
+
+
+def supervised_terms(edge_weight=0.0):
+    """The keys :func:`supervised_l1` returns, in log order (``loss`` first)."""
+    return ("loss",) if edge_weight <= 0 else ("loss", "l1", "edge_excess")

@@ -7,7 +7,7 @@ semantics as this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`
 import dataclasses
 
 from sipsa_tf import supervised
-from sipsa_tf.core import model
+from sipsa_tf.core import losses, model
 from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 
@@ -62,12 +62,20 @@ class TrainConfig:
     aligned_fraction: float = 0.25  # wald: share of crops left aligned
     synthetic_aligned_fraction: float = None  # wald: share of synthetic scenes left aligned
                                               # (default: aligned_fraction)
+    edge_weight: float = 0.0        # wald: weight of the edge-excess (anti-ghosting) term
 
     @property
     def total_steps(self):
         """The global step training stops at."""
         total = self.epochs * self.iters_per_epoch
         return min(total, self.max_steps) if self.max_steps > 0 else total
+
+    @property
+    def loss_names(self):
+        """The loss terms this run logs, ``loss`` first."""
+        if self.objective == "wald":
+            return losses.supervised_terms(self.edge_weight)
+        return OBJECTIVES[self.objective]
 
     @property
     def boundary(self):
@@ -99,8 +107,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 raise UserError("--%s must be in [0, 1], got %s" % (name, value))
-        if self.synthetic_fraction > 0 and self.objective != "wald":
-            raise UserError("--synthetic_fraction needs --objective=wald")
+        if self.edge_weight < 0:
+            raise UserError("--edge_weight must be >= 0, got %s" % self.edge_weight)
+        for name in ("synthetic_fraction", "edge_weight"):
+            if getattr(self, name) > 0 and self.objective != "wald":
+                raise UserError("--%s needs --objective=wald" % name)
         self.displacement().validate()  # the offsets (shared by the real and synthetic crops)
 
     def displacement(self, synthetic=False):

@@ -11,7 +11,6 @@ from sipsa_tf import checkpoints
 from sipsa_tf.core import losses, model, network
 from sipsa_tf.session import make_session_config
 from sipsa_tf.training import test_step as test_images
-from sipsa_tf.training.config import OBJECTIVES
 from sipsa_tf.training.optimizer import AdamWOptimizer, schedule
 
 
@@ -68,9 +67,10 @@ class TrainGraph:
             self.target = inputs.get("target")
             fwd = model.forward(self.ms, self.pan)
             self.forward = fwd
-            self.loss_names = OBJECTIVES[config.objective]
+            self.loss_names = config.loss_names
             if wald:
-                self.loss_terms = losses.supervised_l1(fwd.output, self.target)
+                self.loss_terms = losses.supervised_l1(fwd.output, self.target,
+                                                       config.edge_weight)
             else:
                 self.loss_terms = losses.sipsa_loss(
                     fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
