@@ -85,6 +85,15 @@ def _define_flags():
     flags.DEFINE_float("synthetic_aligned_fraction", d.synthetic_aligned_fraction, "Wald: share "
                        "of synthetic scenes acquired without a PAN/MS offset (default: "
                        "--aligned_fraction).")
+    flags.DEFINE_enum("strategy", d.strategy, ["default", "mirrored", "multi_worker"],
+                      "default: one device, the graph as always. mirrored: data-parallel over "
+                      "--devices (default: every GPU). multi_worker: over the workers that "
+                      "TF_CONFIG lists (worker 0 writes). --batch_size is the global batch, "
+                      "split over the replicas; the original loss's minimum over shifts and "
+                      "batch items is then taken within each replica's share (with "
+                      "--per_sample_loss N replicas equal one device).")
+    flags.DEFINE_string("devices", d.devices, "mirrored: devices, e.g. /gpu:0,/gpu:1 or "
+                        "/cpu:0,/cpu:1 (CPU devices are made by the session).")
 
 
 _define_flags()

@@ -12,6 +12,7 @@ from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 
 LOSS_TERMS = ("loss", "edge_big", "color_big", "edge_small", "color_small")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # --strategy (training/distribute.py)
 OBJECTIVES = {"original": LOSS_TERMS, "wald": ("loss",)}  # objective -> its loss terms
 
 
@@ -62,6 +63,8 @@ class TrainConfig:
     aligned_fraction: float = 0.25  # wald: share of crops left aligned
     synthetic_aligned_fraction: float = None  # wald: share of synthetic scenes left aligned
                                               # (default: aligned_fraction)
+    strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
+    devices: str = None             # mirrored: e.g. /gpu:0,/gpu:1 or /cpu:0,/cpu:1; '': all GPUs
 
     @property
     def total_steps(self):
@@ -101,6 +104,11 @@ class TrainConfig:
                 raise UserError("--%s must be in [0, 1], got %s" % (name, value))
         if self.synthetic_fraction > 0 and self.objective != "wald":
             raise UserError("--synthetic_fraction needs --objective=wald")
+        if self.strategy not in STRATEGIES:
+            raise UserError("--strategy must be one of %s, got %r"
+                            % (", ".join(STRATEGIES), self.strategy))
+        if self.devices and self.strategy != "mirrored":
+            raise UserError("--devices needs --strategy=mirrored")
         self.displacement().validate()  # the offsets (shared by the real and synthetic crops)
 
     def displacement(self, synthetic=False):

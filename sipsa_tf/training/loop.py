@@ -27,7 +27,9 @@ Library code only: the command line is :mod:`sipsa_tf.train`.
 """
 import contextlib
 import csv
+import dataclasses
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -36,7 +38,7 @@ import tensorflow as tf
 from sipsa_tf import checkpoints, data, runlock, supervised
 from sipsa_tf.constants import SCALE
 from sipsa_tf.evaluation import quality
-from sipsa_tf.training import test_step as test_images
+from sipsa_tf.training import distribute, test_step as test_images
 # Re-exported so that ``sipsa_tf.train_lib.<name>`` keeps working; each has its home in
 # sipsa_tf.training or sipsa_tf.utils.
 from sipsa_tf.training.checkpoint_manager import (  # noqa: F401
@@ -139,6 +141,8 @@ def train(config, stdout=None, stderr=None):
     config.validate()
     pairs, description, scenes, test_dir = prepare_data(config)
     checkpoint_dir = config.checkpoint_dir or config.log_dir
+    if not distribute.is_chief(config):
+        return _follow(config, pairs, description, checkpoint_dir, stdout, stderr)
     with contextlib.ExitStack() as locks:
         # one trainer per folder: a second one is refused with the holder's name
         for directory in sorted({config.log_dir, checkpoint_dir}):
@@ -147,6 +151,30 @@ def train(config, stdout=None, stderr=None):
         log = RunLog(os.path.join(config.log_dir, LOG_FILE), stdout)
         try:
             return _train(config, pairs, description, scenes, test_dir, manager, log, stderr)
+        finally:
+            log.close()
+
+
+class _ReadOnlyCheckpoints(CheckpointManager):
+    """The checkpoints of a multi_worker run as a worker other than the chief sees them: it
+    resumes from the chief's newest complete checkpoint and writes nothing."""
+
+    def remove_temporary(self):
+        return []
+
+    def save(self, save_fn, step):
+        return None
+
+
+def _follow(config, pairs, description, checkpoint_dir, stdout, stderr):
+    """A multi_worker worker other than the chief: trains in step with the others; its log,
+    summaries and flags go to a scratch folder removed at the end (only the chief writes)."""
+    with tempfile.TemporaryDirectory(prefix="sipsa-worker-") as scratch:
+        config = dataclasses.replace(config, log_dir=scratch)
+        manager = _ReadOnlyCheckpoints(checkpoint_dir, config.keep_checkpoints)
+        log = RunLog(os.path.join(scratch, LOG_FILE), stdout)
+        try:
+            return _train(config, pairs, description, [], scratch, manager, log, stderr)
         finally:
             log.close()
 
@@ -167,7 +195,8 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
                           else "none (%s not found): test step skipped" % test_dir))
     if removed:
         log("removed leftovers of an interrupted save: %s" % ", ".join(removed))
-    write_flags(config, [config.log_dir, manager.directory], log)
+    write_flags(config, [config.log_dir] + (
+        [] if isinstance(manager, _ReadOnlyCheckpoints) else [manager.directory]), log)
 
     def dataset_fn():
         seed = _stream_seed(config.seed, start_step)
