@@ -75,6 +75,24 @@ def test_two_replicas_with_per_sample_loss_equal_one_device():
         np.testing.assert_array_equal(copies[name], two[name], err_msg=name)  # in sync
 
 
+def test_wald_objective_trains_on_two_replicas():
+    rng = np.random.default_rng(1)
+    ms, pan, target = (rng.random(shape, np.float32) for shape in
+                       ((2, 8, 8, 3), (2, 32, 32, 1), (2, 32, 32, 3)))
+    config = train_lib.TrainConfig(data_dir="-", log_dir="-", batch_size=2, objective="wald",
+                                   strategy="mirrored", devices=TWO_CPUS)
+    graph = train_lib.TrainGraph(
+        config, lambda: tf.data.Dataset.from_tensors((ms, pan, target)).repeat(),
+        test_ops=False)
+    assert graph.replicas.count == 2 and graph.loss_names == ("loss",)
+    with graph.session() as session:
+        graph.initialize(session)
+        losses = [session.run({"loss": graph.loss_terms["loss"], "train": graph.train_op,
+                               "step": graph.step_after}) for _ in range(3)]
+    assert [int(out["step"]) for out in losses] == [1, 2, 3]
+    assert losses[-1]["loss"] < losses[0]["loss"]  # the same batch: AdamW lowers its L1
+
+
 def test_bad_strategy_settings_are_one_line_errors():
     with pytest.raises(UserError, match="does not split over 2 replicas"):
         distribute.build("mirrored", TWO_CPUS, batch_size=3)

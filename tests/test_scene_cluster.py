@@ -84,6 +84,15 @@ def test_two_workers_equal_one_process_and_pairs_run_as_one_job(case, client):
                                              "scene1"]
 
 
+def test_pairs_without_a_cluster_run_one_after_another(case, tmp_path):
+    directory, checkpoint, scenes = case
+    jobs = [(p, m, str(tmp_path / ("out%d.tif" % i))) for i, (p, m, _) in enumerate(scenes)]
+    summary = cluster.pansharpen_job(checkpoint, jobs, scene.SceneOptions(**OPTIONS))
+    assert summary["scenes"] == 2 and summary["tiles"] == 9 + 6
+    for (_, _, out), (_, _, reference) in zip(jobs, scenes):
+        assert _same(out, reference) <= 1e-6
+
+
 def _kill_one_busy_worker(client):
     """A callback for on_tile that SIGKILLs a worker process busy with a tile, once."""
     killed = []

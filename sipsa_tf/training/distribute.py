@@ -20,8 +20,10 @@ items together: under a strategy that minimum is taken within each replica's sha
 With ``--per_sample_loss`` the loss is a mean over batch items, and N replicas give the
 gradients of one device on the same global batch (tests/test_distribute.py).
 """
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import re
 
@@ -143,6 +145,21 @@ def _check_split(batch_size, count, name):
     if batch_size is not None and batch_size % count:
         raise UserError("--batch_size=%d does not split over %d replicas (--strategy=%s)"
                         % (batch_size, count, name))
+
+
+@contextlib.contextmanager
+def quiet_info():
+    """Holds back TensorFlow's INFO and WARNING log lines while a strategy builds its graph:
+    one line per variable and reduction ('Reduce to /replica:0/... then broadcast to ...'), and
+    the deprecation notices of the tf.compat.v1 distribution API that graph mode needs
+    (``experimental_run``, the iterator's initializer)."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def local_values(replicas, value):

@@ -56,11 +56,13 @@ class TrainGraph:
         self._sync_op = None
         with self.graph.as_default():
             tf.compat.v1.set_random_seed(config.seed)
-            self.replicas = distribute.build(config.strategy, config.devices, config.batch_size)
-            if self.replicas is None:
+            if config.strategy == "default":
                 optimizer = self._build_one_device(config, dataset_fn)
             else:
-                optimizer = self._build_replicated(config, dataset_fn)
+                with distribute.quiet_info():
+                    self.replicas = distribute.build(config.strategy, config.devices,
+                                                     config.batch_size)
+                    optimizer = self._build_replicated(config, dataset_fn)
             self.optimizer_variables = (
                 [optimizer.get_slot(v, name) for v in self.network_variables
                  for name in ("m", "v")] + list(optimizer._get_beta_accumulators()))
@@ -84,7 +86,9 @@ class TrainGraph:
                     (distribute.local_values(self.replicas, v) for v in everything)
                     for copy in values[1:]])
             self.init_op = tf.compat.v1.global_variables_initializer()
-            self._iterator_init = None if self.iterator is None else self.iterator.initializer
+            if self.replicas is None:
+                self._iterator_init = (None if self.iterator is None
+                                       else self.iterator.initializer)
         self.graph.finalize()
 
     def _objective(self, batch):
@@ -159,6 +163,7 @@ class TrainGraph:
                 with tf.control_dependencies([update]):
                     return {k: tf.identity(v) for k, v in terms.items()}
 
+            self._iterator_init = self.iterator.initializer
             per_replica = strategy.experimental_run(step_fn, self.iterator)
             self.loss_terms = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                                for k, v in per_replica.items()}

@@ -18,6 +18,9 @@ Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule", "Traini
 * Checkpoints ``model.ckpt-<step>`` written atomically (temporary prefix, rename, then the
   ``checkpoint`` state file), ``flags.txt`` beside; a restart with the same directory resumes from
   the last complete checkpoint.
+* Strategies (``--strategy``, :mod:`sipsa_tf.training.distribute`): the step on one device, or
+  data-parallel over devices or workers; only the chief writes logs, summaries, test images and
+  checkpoints (a multi_worker worker other than the chief resumes from them, writes nothing).
 * Logs: the original's lines (``epcIndex ... |iter ... |train ...``, ``[Align X] ...``,
   ``[4ch SCC] ...``) to ``train_log.txt`` and stdout, a one-line progress bar with ETA on stderr,
   TensorBoard events (loss terms, lr, test metrics, MS | PAN | aligned | output panels) and
@@ -209,6 +212,11 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
             config.synthetic_fraction if config.synthetic_fraction > 0 else None, config.augment)
 
     graph = TrainGraph(config, dataset_fn)
+    if graph.replicas is not None:
+        log("strategy: %s, %d replicas of %d crops%s" % (
+            config.strategy, graph.replicas.count, config.batch_size // graph.replicas.count,
+            "; the loss's minimum over shifts and batch items is taken per replica"
+            if config.objective == "original" and not config.per_sample_loss else ""))
     total = config.total_steps
     summaries = Summaries(config.log_dir, graph.graph)
     history = {"start_step": start_step, "step": start_step, "checkpoint": resume,
