@@ -96,10 +96,21 @@ def read_pairs(path):
     return jobs
 
 
+def _release_models():
+    """Closes this worker process's tile models (run on every worker at the end of a job)."""
+    with _MODELS_LOCK:
+        while _MODELS:
+            _MODELS.popitem()[1].close()
+
+
 def start_client(scheduler=None, workers=0):
     """A Dask client on ``scheduler`` (an address), or on a new LocalCluster of ``workers``
-    processes of one thread each. The caller closes it (and its cluster, ``client.cluster``)."""
+    processes of one thread each. The caller closes it (and its cluster, ``client.cluster``).
+    Dask's INFO lines (scheduler and worker start, connections) are held back; its warnings
+    (a worker restarted, ...) stay."""
+    import logging
     distributed = _import_distributed()
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # set to INFO by its import
     if scheduler:
         try:
             return distributed.Client(scheduler, timeout="30s")
@@ -261,6 +272,10 @@ def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, st
     try:
         return pansharpen_on_cluster(client, checkpoint, jobs, options, stream=stream)
     finally:
+        try:
+            client.run(_release_models)  # the workers' sessions (and memory) go now
+        except Exception:  # a worker already gone: nothing to release there
+            pass
         client.close()
         if not scheduler:
             client.cluster.close()
