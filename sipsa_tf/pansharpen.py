@@ -3,11 +3,15 @@
     python -m sipsa_tf.pansharpen --checkpoint=checkpoints/wald_stage1e \\
         --pan=pan.tif --ms=ms.tif --out=out.tif [--bands=5,3,2] [--bits=11] \\
         [--aligned_out=aligned.tif] [--preview=preview.png]
+    python -m sipsa_tf.pansharpen --checkpoint=... --pairs=scenes.csv \\
+        [--workers=N | --scheduler=tcp://host:8786]     # on a Dask cluster
 
 Also installed as the console script ``sipsa-pansharpen``. Flags only; the work is done by
-:func:`sipsa_tf.scene.pansharpen_scene`. Bad input prints one line ``error: ...`` on stderr and
-exits with status 1 (inputs are checked before TensorFlow is loaded); Ctrl-C (or SIGTERM) exits
-with status 130; neither leaves files behind. The graph is built in its own ``tf.Graph``, so
+:func:`sipsa_tf.scene.pansharpen_scene` (one scene, this process) or
+:func:`sipsa_tf.scene.cluster.pansharpen_job` (``--pairs``, ``--workers``, ``--scheduler``).
+Bad input prints one line ``error: ...`` on stderr and exits with status 1 (inputs are checked
+before TensorFlow is loaded); Ctrl-C (or SIGTERM) exits with status 130; neither leaves files
+behind. The graph is built in its own ``tf.Graph``, so
 TensorFlow's v2 behaviour needs no switching off.
 """
 from absl import app, flags
@@ -46,20 +50,42 @@ flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98%% st
 flags.DEFINE_integer("preview_size", _D.preview_size, "Longest side of the preview in pixels.")
 flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra-op threads (0: default).")
 flags.DEFINE_enum("progress", _D.progress, ["auto", "on", "off"], "Progress bar on stderr.")
+flags.DEFINE_string("scheduler", None, "Run the tiles on this Dask scheduler (e.g. "
+                    "tcp://host:8786); workers must see the same input, output and checkpoint "
+                    "paths. Needs pip install 'sipsa-tf[dask]'.")
+flags.DEFINE_integer("workers", 0, "Run the tiles on a Dask LocalCluster of this many worker "
+                     "processes (each with its share of the cores unless --threads is given).")
+flags.DEFINE_string("pairs", None, "CSV file of scenes, one 'pan,ms,out' per line (relative "
+                    "to the file's folder), run as one job; replaces --pan, --ms and --out.")
 
 FLAGS = flags.FLAGS
 
 
 def _pansharpen():
-    cli.require(FLAGS, "checkpoint", "pan", "ms", "out")
+    from sipsa_tf.errors import UserError
+    if FLAGS.pairs:
+        cli.require(FLAGS, "checkpoint")
+        if FLAGS.pan or FLAGS.ms or FLAGS.out:
+            raise UserError("--pairs replaces --pan, --ms and --out; give one or the other")
+    else:
+        cli.require(FLAGS, "checkpoint", "pan", "ms", "out")
     from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
     options = scene.SceneOptions(
         bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
         tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
         preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress)
-    summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out, options)
-    scene.print_summary(summary)
+    if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
+        summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
+                                         options)
+        scene.print_summary(summary)
+        return
+    from sipsa_tf.scene import cluster
+    jobs = (cluster.read_pairs(FLAGS.pairs) if FLAGS.pairs
+            else [(FLAGS.pan, FLAGS.ms, FLAGS.out)])
+    summary = cluster.pansharpen_job(FLAGS.checkpoint, jobs, options, FLAGS.scheduler,
+                                     FLAGS.workers)
+    cluster.print_job_summary(summary)
 
 
 def main(argv):

@@ -88,6 +88,15 @@ def _define_flags():
     flags.DEFINE_float("edge_weight", d.edge_weight, "Wald: weight of the edge-excess term "
                        "(Sobel edges of the output that the target lacks within 1 pixel; "
                        "penalises ghosts and ringing, docs/training.md). 0: L1 only.")
+    flags.DEFINE_enum("strategy", d.strategy, ["default", "mirrored", "multi_worker"],
+                      "default: one device, the graph as always. mirrored: data-parallel over "
+                      "--devices (default: every GPU). multi_worker: over the workers that "
+                      "TF_CONFIG lists (worker 0 writes). --batch_size is the global batch, "
+                      "split over the replicas; the original loss's minimum over shifts and "
+                      "batch items is then taken within each replica's share (with "
+                      "--per_sample_loss N replicas equal one device).")
+    flags.DEFINE_string("devices", d.devices, "mirrored: devices, e.g. /gpu:0,/gpu:1 or "
+                        "/cpu:0,/cpu:1 (CPU devices are made by the session).")
 
 
 _define_flags()

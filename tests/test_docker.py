@@ -69,9 +69,15 @@ def test_docker_train_runs_make_train_on_all_gpus_with_the_three_mounts(tmp_path
     command = argv[image_at + 1:]
     assert command[0] == "make" and "train" in command
     assert {"PY=python3", "NO_INSTALL=1", "DATA_DIR=/data", "LOG_DIR=/logs",
-            "CHECKPOINT_DIR=/checkpoints", f"FLAGS={flags}"} <= set(command)
+            "CHECKPOINT_DIR=/checkpoints", "STRATEGY=mirrored", f"FLAGS={flags}"} <= set(command)
     # Output directories are created on the host first, so Docker does not create them as root.
     assert any(line.startswith("mkdir -p") and str(logs) in line and str(ckpt) in line for line in lines)
+
+
+def test_docker_train_without_gpus_trains_on_one_device():
+    argv = docker_run_argv(make_dry_run("docker-train", "IMAGE=sipsa-tf:cpu", "GPUS="))
+    assert "--gpus" not in argv
+    assert not any(arg.startswith("STRATEGY=") for arg in argv)  # --strategy=default
 
 
 def test_docker_train_defaults_to_synthetic_scenes_on_the_host():

@@ -54,13 +54,19 @@ class _Preview:
         self.image = np.full((-(-height // self.step), -(-width // self.step), 3), np.nan,
                              np.float32)
 
-    def add(self, y0, x0, values, invalid):
-        fy, fx = (-y0) % self.step, (-x0) % self.step
-        part = values[fy::self.step, fx::self.step].astype(np.float32)
+    @staticmethod
+    def part(step, y0, x0, values, invalid):
+        """The pixels of a tile at (y0, x0) that the preview keeps: (row, column, pixels)."""
+        fy, fx = (-y0) % step, (-x0) % step
+        part = values[fy::step, fx::step].astype(np.float32)
         if invalid is not None:
-            part[invalid[fy::self.step, fx::self.step]] = np.nan
-        py, px = (y0 + fy) // self.step, (x0 + fx) // self.step
+            part[invalid[fy::step, fx::step]] = np.nan
+        return (y0 + fy) // step, (x0 + fx) // step, part
+
+    def place(self, py, px, part):
+        """Puts a :meth:`part` into the preview."""
         self.image[py:py + part.shape[0], px:px + part.shape[1]] = part
+
 
     def write(self):
         from PIL import Image
@@ -114,35 +120,26 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
     """
     options = options or SceneOptions()
     options.validate()
-    outputs = [p for p in (out_path, options.aligned_out, options.preview) if p]
-    _check_outputs(outputs, (pan_path, ms_path))
+    _check_outputs([p for p in (out_path, options.aligned_out, options.preview) if p],
+                   (pan_path, ms_path))
     with geotiff.Raster(pan_path) as pan, geotiff.Raster(ms_path) as ms:
-        bands, bits, nodata = check_inputs(pan, ms, options)
+        inputs = check_inputs(pan, ms, options)
         own_model = tile_model is None
         if own_model:
             tile_model = TileModel(checkpoint, threads=options.threads)
-        sinks, progress, start = [], None, time.time()
+        writer, progress, start = None, None, time.time()
         try:
-            out_dtype = pan.dtype if options.out_type == "native" else np.float32
-            sinks = _open_sinks(pan, (out_path, options.aligned_out), out_dtype, options.tile,
-                                nodata)
-            preview = (_Preview(options.preview, pan.height, pan.width, options.preview_size)
-                       if options.preview else None)
+            writer = SceneWriter(pan, out_path, options, inputs)
             tiles = plan_tiles(ms.height, ms.width, options.tile // SCALE, options.halo)
             pieces = [len(_pieces(core, options.tail_tile)[0]) for core, _ in tiles]
             progress = Progress(sum(pieces), desc="pansharpen", stream=stream,
                                 mode=options.progress)
-            _sharpen_tiles(tile_model, pan, ms, tiles, (bands, bits, nodata), options,
-                           (sinks, _Encoder(bits, out_dtype, nodata), preview), progress, on_tile)
-            for sink in sinks:
-                sink.finish()
-            if preview is not None:
-                preview.write()
-            for sink in sinks:
-                sink.commit()
+            _sharpen_tiles(tile_model, pan, ms, tiles, inputs, options, writer, progress,
+                           on_tile)
+            writer.commit()
         except BaseException:
-            for sink in sinks:
-                sink.abort()
+            if writer is not None:
+                writer.abort()
             raise
         finally:
             if progress is not None:
@@ -150,8 +147,57 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             if own_model:
                 tile_model.close()
     return {"tiles": len(tiles), "seconds": time.time() - start,
-            "megapixels": pan.height * pan.width / 1e6, "bits": bits, "nodata": nodata,
-            "outputs": outputs}
+            "megapixels": pan.height * pan.width / 1e6, "bits": inputs[1], "nodata": inputs[2],
+            "outputs": writer.outputs}
+
+
+class SceneWriter:
+    """The outputs of one scene while it is computed: the output (and aligned MS) GeoTIFFs
+    written tile by tile in row-major order to temporary files, and the preview.
+
+    Args:
+        pan: the PAN :class:`~sipsa_tf.io.geotiff.Raster` (size and georeferencing).
+        out_path: the output path (``options.aligned_out``, ``options.preview``: the others).
+        options: :class:`SceneOptions`.
+        inputs: (0-based MS band indices, bits, nodata) from :func:`check_inputs`.
+
+    Attributes:
+        encode: the :class:`_Encoder` of the tiles.
+        preview_step: the preview's decimation step, or None.
+        outputs: the paths written.
+    """
+
+    def __init__(self, pan, out_path, options, inputs):
+        _, bits, nodata = inputs
+        out_dtype = pan.dtype if options.out_type == "native" else np.float32
+        self.outputs = [p for p in (out_path, options.aligned_out, options.preview) if p]
+        self.encode = _Encoder(bits, out_dtype, nodata)
+        self._sinks = _open_sinks(pan, (out_path, options.aligned_out), out_dtype,
+                                  options.tile, nodata)
+        self._preview = (_Preview(options.preview, pan.height, pan.width, options.preview_size)
+                         if options.preview else None)
+        self.preview_step = self._preview.step if self._preview is not None else None
+
+    def put(self, encoded, part):
+        """The next tile in row-major order, as :func:`sharpen_tile` returns it."""
+        for sink, values in zip(self._sinks, encoded):
+            sink.put(values)
+        if part is not None:
+            self._preview.place(*part)
+
+    def commit(self):
+        """Finishes every file and renames them into place."""
+        for sink in self._sinks:
+            sink.finish()
+        if self._preview is not None:
+            self._preview.write()
+        for sink in self._sinks:
+            sink.commit()
+
+    def abort(self):
+        """Deletes the temporary files (safe to call more than once)."""
+        for sink in self._sinks:
+            sink.abort()
 
 
 def _open_sinks(pan, paths, dtype, tile, nodata):
@@ -174,15 +220,13 @@ def _open_sinks(pan, paths, dtype, tile, nodata):
     return sinks
 
 
-def _sharpen_tiles(tile_model, pan, ms, tiles, inputs, options, outputs, progress, on_tile):
+def _sharpen_tiles(tile_model, pan, ms, tiles, inputs, options, writer, progress, on_tile):
     """Reads, sharpens and writes every tile.
 
     Args:
         inputs: (0-based MS band indices, bits, nodata) from :func:`check_inputs`.
-        outputs: (sinks: output then aligned, encoder, preview or None).
+        writer: the scene's :class:`SceneWriter`.
     """
-    (bands, bits, nodata), (sinks, encode, preview) = inputs, outputs
-    scale = float(2 ** bits - 1)
     start, megapixels, pieces_done = time.time(), 0.0, 0
 
     def piece_done(pixels):
@@ -191,24 +235,48 @@ def _sharpen_tiles(tile_model, pan, ms, tiles, inputs, options, outputs, progres
         progress.update(pieces_done, "%.3f MPix/s" % (megapixels / max(time.time() - start, 1e-9)))
 
     for done, (core, window) in enumerate(tiles, 1):
-        ms_win = ms.read(window[0], window[1], window[2], window[3], bands)
-        pan_win = pan.read(*(SCALE * v for v in window))
-        results = sharpen_window(
-            tile_model, np.nan_to_num(ms_win.astype(np.float32) / scale),
-            np.nan_to_num(pan_win[..., 0].astype(np.float32) / scale), core, window,
-            options.tail_tile, aligned=options.aligned_out is not None, on_piece=piece_done)
-        # Core of the window, in window coordinates (MS and PAN), for the nodata mask.
-        ry, rx = core[0] - window[0], core[2] - window[2]
-        ch, cw = core[1] - core[0], core[3] - core[2]
-        invalid = _invalid_mask(
-            pan_win[SCALE * ry:SCALE * (ry + ch), SCALE * rx:SCALE * (rx + cw)],
-            ms_win[ry:ry + ch, rx:rx + cw], nodata)
-        for i, values in enumerate(r for r in results if r is not None):
-            sinks[i].put(encode(values, invalid))
-            if i == 0 and preview is not None:
-                preview.add(SCALE * core[0], SCALE * core[2], values, invalid)
+        writer.put(*sharpen_tile(tile_model, pan, ms, core, window, inputs, options,
+                                 writer.encode, writer.preview_step, piece_done))
         if on_tile is not None:
             on_tile(done, len(tiles))
+
+
+def sharpen_tile(tile_model, pan, ms, core, window, inputs, options, encode, preview_step=None,
+                 on_piece=None):
+    """Reads one tile's window, sharpens it and encodes its core (the work of one tile, in this
+    process or on a cluster worker, :mod:`sipsa_tf.scene.cluster`).
+
+    Args:
+        pan, ms: open :class:`~sipsa_tf.io.geotiff.Raster` inputs.
+        core, window: MS boxes (y0, y1, x0, x1) from :func:`~sipsa_tf.scene.plan.plan_tiles`.
+        inputs: (0-based MS band indices, bits, nodata) from :func:`check_inputs`.
+        encode: the output's :class:`_Encoder`.
+        preview_step: the preview's decimation step, or None without a preview.
+
+    Returns:
+        (encoded, part): the output tile (and the aligned MS tile) in the output type, and the
+        preview's decimated piece of the output (:meth:`_Preview.part`) or None.
+    """
+    bands, bits, nodata = inputs
+    scale = float(2 ** bits - 1)
+    ms_win = ms.read(window[0], window[1], window[2], window[3], bands)
+    pan_win = pan.read(*(SCALE * v for v in window))
+    results = sharpen_window(
+        tile_model, np.nan_to_num(ms_win.astype(np.float32) / scale),
+        np.nan_to_num(pan_win[..., 0].astype(np.float32) / scale), core, window,
+        options.tail_tile, aligned=options.aligned_out is not None, on_piece=on_piece)
+    # Core of the window, in window coordinates (MS and PAN), for the nodata mask.
+    ry, rx = core[0] - window[0], core[2] - window[2]
+    ch, cw = core[1] - core[0], core[3] - core[2]
+    invalid = _invalid_mask(
+        pan_win[SCALE * ry:SCALE * (ry + ch), SCALE * rx:SCALE * (rx + cw)],
+        ms_win[ry:ry + ch, rx:rx + cw], nodata)
+    encoded = [encode(values, invalid) for values in results if values is not None]
+    part = None
+    if preview_step is not None:
+        part = _Preview.part(preview_step, SCALE * core[0], SCALE * core[2], results[0],
+                             invalid)
+    return encoded, part
 
 
 def print_summary(summary, stream=None):

@@ -12,6 +12,7 @@ from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 
 LOSS_TERMS = ("loss", "edge_big", "color_big", "edge_small", "color_small")
+STRATEGIES = ("default", "mirrored", "multi_worker")  # --strategy (training/distribute.py)
 OBJECTIVES = {"original": LOSS_TERMS, "wald": ("loss",)}  # objective -> its loss terms
 
 
@@ -63,6 +64,8 @@ class TrainConfig:
     synthetic_aligned_fraction: float = None  # wald: share of synthetic scenes left aligned
                                               # (default: aligned_fraction)
     edge_weight: float = 0.0        # wald: weight of the edge-excess (anti-ghosting) term
+    strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
+    devices: str = None             # mirrored: e.g. /gpu:0,/gpu:1 or /cpu:0,/cpu:1; '': all GPUs
 
     @property
     def total_steps(self):
@@ -112,6 +115,11 @@ class TrainConfig:
         for name in ("synthetic_fraction", "edge_weight"):
             if getattr(self, name) > 0 and self.objective != "wald":
                 raise UserError("--%s needs --objective=wald" % name)
+        if self.strategy not in STRATEGIES:
+            raise UserError("--strategy must be one of %s, got %r"
+                            % (", ".join(STRATEGIES), self.strategy))
+        if self.devices and self.strategy != "mirrored":
+            raise UserError("--devices needs --strategy=mirrored")
         self.displacement().validate()  # the offsets (shared by the real and synthetic crops)
 
     def displacement(self, synthetic=False):

@@ -10,7 +10,7 @@ import tensorflow as tf
 from sipsa_tf import checkpoints
 from sipsa_tf.core import losses, model, network
 from sipsa_tf.session import make_session_config
-from sipsa_tf.training import test_step as test_images
+from sipsa_tf.training import distribute, test_step as test_images
 from sipsa_tf.training.optimizer import AdamWOptimizer, schedule
 
 
@@ -19,8 +19,15 @@ class TrainGraph:
 
     Built in its own ``tf.Graph`` (finalised), so it works whether eager execution is on or off.
 
+    With ``config.strategy`` other than ``default`` the step runs on several replicas
+    (:mod:`sipsa_tf.training.distribute`): the dataset's batch is the global batch, the inputs
+    are not feedable (``ms``, ``pan``, ``target``, ``forward`` and ``gradients`` are None), the
+    loss terms are the means over replicas, and the saver reads and writes the first replica's
+    copies under the same names as the one-device graph.
+
     Args:
-        config: :class:`TrainConfig` (uses batch/schedule/loss settings and the seed).
+        config: :class:`TrainConfig` (uses batch/schedule/loss settings, the strategy and the
+            seed).
         dataset_fn: optional callable returning a ``tf.data.Dataset`` of (ms, pan) batches; called
             inside the graph. Without it, ``ms`` and ``pan`` must be fed.
         test_ops: also build the test step's subgraph (``test``; None without it).
@@ -38,80 +45,156 @@ class TrainGraph:
         test: :class:`test_images.TestOps` sharing the network variables.
         network_variables, optimizer_variables: lists of variables.
         saver: saves every global variable under its name.
+        replicas: :class:`distribute.Replicas`, or None for the one-device graph.
     """
 
     def __init__(self, config, dataset_fn=None, test_ops=True):
         self.config = config
         self.graph = tf.Graph()
+        self.replicas = None
+        self._sync_op = None
         with self.graph.as_default():
             tf.compat.v1.set_random_seed(config.seed)
-            self.global_step = tf.compat.v1.Variable(0, name="global_step", trainable=False)
-            self.learning_rate, self.weight_decay = schedule(
-                self.global_step, config.boundary, config.learning_rate, config.weight_decay,
-                config.lr_decay)
-            self.iterator = None
-            wald = config.objective == "wald"
-            names = ("ms", "pan", "target") if wald else ("ms", "pan")
-            channels = {"ms": 3, "pan": 1, "target": 3}
-            batch = [None] * len(names)
-            if dataset_fn is not None:
-                self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset_fn())
-                batch = self.iterator.get_next()
-            inputs = {}
-            for name, tensor in zip(names, batch):
-                shape = [None, None, None, channels[name]]
-                inputs[name] = (tf.compat.v1.placeholder(tf.float32, shape, name=name)
-                                if tensor is None else
-                                tf.compat.v1.placeholder_with_default(tensor, shape, name=name))
-            self.ms, self.pan = inputs["ms"], inputs["pan"]
-            self.target = inputs.get("target")
-            fwd = model.forward(self.ms, self.pan)
-            self.forward = fwd
-            self.loss_names = config.loss_names
-            if wald:
-                self.loss_terms = losses.supervised_l1(fwd.output, self.target,
-                                                       config.edge_weight)
+            if config.strategy == "default":
+                optimizer = self._build_one_device(config, dataset_fn)
             else:
-                self.loss_terms = losses.sipsa_loss(
-                    fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
-                    per_sample=config.per_sample_loss, literal=config.literal_loss)
-            self.network_variables = network.network_variables(self.graph)
-            optimizer = AdamWOptimizer(self.weight_decay, self.learning_rate)
-            grads_and_vars = optimizer.compute_gradients(self.loss_terms["loss"],
-                                                         var_list=self.network_variables)
-            self.gradients = [g for g, _ in grads_and_vars]
-            self.train_op = optimizer.apply_gradients(grads_and_vars,
-                                                      global_step=self.global_step)
-            with tf.control_dependencies([self.train_op]):
-                self.step_after = tf.identity(self.global_step.read_value())
+                with distribute.quiet_info():
+                    self.replicas = distribute.build(config.strategy, config.devices,
+                                                     config.batch_size)
+                    optimizer = self._build_replicated(config, dataset_fn)
             self.optimizer_variables = (
                 [optimizer.get_slot(v, name) for v in self.network_variables
                  for name in ("m", "v")] + list(optimizer._get_beta_accumulators()))
             self.test = test_images.build_test_ops() if test_ops else None
             everything = tf.compat.v1.global_variables()
             self.saver = tf.compat.v1.train.Saver(
-                var_list={v.op.name: v for v in everything}, max_to_keep=None,
+                var_list={v.op.name: self._stored(v) for v in everything}, max_to_keep=None,
                 save_relative_paths=True)
             self._warm_start_variables = {
                 False: list(self.network_variables),
                 True: (list(self.network_variables) + self.optimizer_variables
                        + [self.global_step])}
             self._warm_start_savers = {
-                key: tf.compat.v1.train.Saver(var_list={v.op.name: v for v in variables})
+                key: tf.compat.v1.train.Saver(
+                    var_list={v.op.name: self._stored(v) for v in variables})
                 for key, variables in self._warm_start_variables.items()}
+            if self.replicas is not None:
+                # a restore writes the first replica's copies; this copies them to the others
+                self._sync_op = tf.group([
+                    copy.assign(values[0]) for values in
+                    (distribute.local_values(self.replicas, v) for v in everything)
+                    for copy in values[1:]])
             self.init_op = tf.compat.v1.global_variables_initializer()
+            if self.replicas is None:
+                self._iterator_init = (None if self.iterator is None
+                                       else self.iterator.initializer)
         self.graph.finalize()
 
+    def _objective(self, batch):
+        """Forward pass and loss terms of a batch (dict ms, pan[, target])."""
+        fwd = model.forward(batch["ms"], batch["pan"])
+        if self.config.objective == "wald":
+            terms = losses.supervised_l1(fwd.output, batch["target"], self.config.edge_weight)
+        else:
+            terms = losses.sipsa_loss(
+                fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
+                per_sample=self.config.per_sample_loss, literal=self.config.literal_loss)
+        return fwd, terms
+
+    def _schedule(self, config, **aggregation):
+        self.global_step = tf.compat.v1.Variable(0, name="global_step", trainable=False,
+                                                 **aggregation)
+        self.learning_rate, self.weight_decay = schedule(
+            self.global_step, config.boundary, config.learning_rate, config.weight_decay,
+            config.lr_decay)
+        self.loss_names = config.loss_names
+        return AdamWOptimizer(self.weight_decay, self.learning_rate)
+
+    def _build_one_device(self, config, dataset_fn):
+        """The one-device graph (``--strategy=default``): feedable inputs, one AdamW step."""
+        optimizer = self._schedule(config)
+        self.iterator = None
+        names = ("ms", "pan", "target") if config.objective == "wald" else ("ms", "pan")
+        channels = {"ms": 3, "pan": 1, "target": 3}
+        batch = [None] * len(names)
+        if dataset_fn is not None:
+            self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset_fn())
+            batch = self.iterator.get_next()
+        inputs = {}
+        for name, tensor in zip(names, batch):
+            shape = [None, None, None, channels[name]]
+            inputs[name] = (tf.compat.v1.placeholder(tf.float32, shape, name=name)
+                            if tensor is None else
+                            tf.compat.v1.placeholder_with_default(tensor, shape, name=name))
+        self.ms, self.pan = inputs["ms"], inputs["pan"]
+        self.target = inputs.get("target")
+        self.forward, self.loss_terms = self._objective(inputs)
+        self.network_variables = network.network_variables(self.graph)
+        grads_and_vars = optimizer.compute_gradients(self.loss_terms["loss"],
+                                                     var_list=self.network_variables)
+        self.gradients = [g for g, _ in grads_and_vars]
+        self.train_op = optimizer.apply_gradients(grads_and_vars, global_step=self.global_step)
+        with tf.control_dependencies([self.train_op]):
+            self.step_after = tf.identity(self.global_step.read_value())
+        return optimizer
+
+    def _build_replicated(self, config, dataset_fn):
+        """The data-parallel graph: each replica takes its share of the dataset's global batch,
+        the gradients of loss / replicas are summed over replicas, one AdamW step updates every
+        copy (:mod:`sipsa_tf.training.distribute`)."""
+        if dataset_fn is None:
+            raise ValueError("a replicated TrainGraph needs a dataset_fn")
+        strategy, count = self.replicas.strategy, self.replicas.count
+        names = ("ms", "pan", "target") if config.objective == "wald" else ("ms", "pan")
+        with strategy.scope():
+            optimizer = self._schedule(
+                config, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.iterator = strategy.make_dataset_iterator(dataset_fn())
+
+            def step_fn(batch):
+                _, terms = self._objective(dict(zip(names, batch)))
+                variables = network.network_variables(tf.compat.v1.get_default_graph())
+                self.network_variables = variables  # before the optimizer adds its slots
+                grads_and_vars = optimizer.compute_gradients(terms["loss"] / count,
+                                                             var_list=variables)
+                update = optimizer.apply_gradients(grads_and_vars,
+                                                   global_step=self.global_step)
+                with tf.control_dependencies([update]):
+                    return {k: tf.identity(v) for k, v in terms.items()}
+
+            self._iterator_init = self.iterator.initializer
+            per_replica = strategy.experimental_run(step_fn, self.iterator)
+            self.loss_terms = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                               for k, v in per_replica.items()}
+            self.train_op = tf.group([t for v in per_replica.values()
+                                      for t in distribute.local_values(self.replicas, v)])
+            with tf.control_dependencies([self.train_op]):
+                self.step_after = tf.identity(self.global_step.read_value())
+        self.ms = self.pan = self.target = self.forward = None
+        self.gradients = None
+        return optimizer
+
+    def _stored(self, variable):
+        """What a saver reads and writes for ``variable``: itself, or the first replica's copy
+        (a restore is followed by the copy to the other replicas)."""
+        if self.replicas is None:
+            return variable
+        return distribute.local_values(self.replicas, variable)[0]
+
     def session(self):
-        """A new session on this graph (thread counts from the config)."""
+        """A new session on this graph (thread counts from the config; devices and cluster
+        from the strategy)."""
         config = make_session_config(self.config.threads)
-        return tf.compat.v1.Session(graph=self.graph, config=config)
+        if self.replicas is None:
+            return tf.compat.v1.Session(graph=self.graph, config=config)
+        return tf.compat.v1.Session(self.replicas.target, graph=self.graph,
+                                    config=self.replicas.session_config(config))
 
     def initialize(self, session):
         """Initialises every variable (and the data iterator)."""
         session.run(self.init_op)
-        if self.iterator is not None:
-            session.run(self.iterator.initializer)
+        if self._iterator_init is not None:
+            session.run(self._iterator_init)
 
     def feed(self, ms, pan, target=None):
         """feed_dict training on a given batch instead of the dataset's (``target``: Wald)."""
@@ -130,6 +213,7 @@ class TrainGraph:
         checkpoints.check_variables(prefix, self._warm_start_variables[bool(include_optimizer)])
         with self.graph.as_default():
             self._warm_start_savers[bool(include_optimizer)].restore(session, prefix)
+        self._sync(session)
 
     def save(self, session, prefix):
         """Saves every variable under ``prefix`` (no meta graph, no state file)."""
@@ -140,3 +224,8 @@ class TrainGraph:
         """Restores every variable from a checkpoint written by :meth:`save`."""
         with self.graph.as_default():
             self.saver.restore(session, prefix)
+        self._sync(session)
+
+    def _sync(self, session):
+        if self._sync_op is not None:
+            session.run(self._sync_op)

@@ -18,6 +18,9 @@ Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule", "Traini
 * Checkpoints ``model.ckpt-<step>`` written atomically (temporary prefix, rename, then the
   ``checkpoint`` state file), ``flags.txt`` beside; a restart with the same directory resumes from
   the last complete checkpoint.
+* Strategies (``--strategy``, :mod:`sipsa_tf.training.distribute`): the step on one device, or
+  data-parallel over devices or workers; only the chief writes logs, summaries, test images and
+  checkpoints (a multi_worker worker other than the chief resumes from them, writes nothing).
 * Logs: the original's lines (``epcIndex ... |iter ... |train ...``, ``[Align X] ...``,
   ``[4ch SCC] ...``) to ``train_log.txt`` and stdout, a one-line progress bar with ETA on stderr,
   TensorBoard events (loss terms, lr, test metrics, MS | PAN | aligned | output panels) and
@@ -27,7 +30,9 @@ Library code only: the command line is :mod:`sipsa_tf.train`.
 """
 import contextlib
 import csv
+import dataclasses
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -36,7 +41,7 @@ import tensorflow as tf
 from sipsa_tf import checkpoints, data, runlock, supervised
 from sipsa_tf.constants import SCALE
 from sipsa_tf.evaluation import quality
-from sipsa_tf.training import test_step as test_images
+from sipsa_tf.training import distribute, test_step as test_images
 # Re-exported so that ``sipsa_tf.train_lib.<name>`` keeps working; each has its home in
 # sipsa_tf.training or sipsa_tf.utils.
 from sipsa_tf.training.checkpoint_manager import (  # noqa: F401
@@ -139,6 +144,8 @@ def train(config, stdout=None, stderr=None):
     config.validate()
     pairs, description, scenes, test_dir = prepare_data(config)
     checkpoint_dir = config.checkpoint_dir or config.log_dir
+    if not distribute.is_chief(config):
+        return _follow(config, pairs, description, checkpoint_dir, stdout, stderr)
     with contextlib.ExitStack() as locks:
         # one trainer per folder: a second one is refused with the holder's name
         for directory in sorted({config.log_dir, checkpoint_dir}):
@@ -147,6 +154,30 @@ def train(config, stdout=None, stderr=None):
         log = RunLog(os.path.join(config.log_dir, LOG_FILE), stdout)
         try:
             return _train(config, pairs, description, scenes, test_dir, manager, log, stderr)
+        finally:
+            log.close()
+
+
+class _ReadOnlyCheckpoints(CheckpointManager):
+    """The checkpoints of a multi_worker run as a worker other than the chief sees them: it
+    resumes from the chief's newest complete checkpoint and writes nothing."""
+
+    def remove_temporary(self):
+        return []
+
+    def save(self, save_fn, step):
+        return None
+
+
+def _follow(config, pairs, description, checkpoint_dir, stdout, stderr):
+    """A multi_worker worker other than the chief: trains in step with the others; its log,
+    summaries and flags go to a scratch folder removed at the end (only the chief writes)."""
+    with tempfile.TemporaryDirectory(prefix="sipsa-worker-") as scratch:
+        config = dataclasses.replace(config, log_dir=scratch)
+        manager = _ReadOnlyCheckpoints(checkpoint_dir, config.keep_checkpoints)
+        log = RunLog(os.path.join(scratch, LOG_FILE), stdout)
+        try:
+            return _train(config, pairs, description, [], scratch, manager, log, stderr)
         finally:
             log.close()
 
@@ -167,7 +198,8 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
                           else "none (%s not found): test step skipped" % test_dir))
     if removed:
         log("removed leftovers of an interrupted save: %s" % ", ".join(removed))
-    write_flags(config, [config.log_dir, manager.directory], log)
+    write_flags(config, [config.log_dir] + (
+        [] if isinstance(manager, _ReadOnlyCheckpoints) else [manager.directory]), log)
 
     def dataset_fn():
         seed = _stream_seed(config.seed, start_step)
@@ -180,6 +212,11 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
             config.synthetic_fraction if config.synthetic_fraction > 0 else None, config.augment)
 
     graph = TrainGraph(config, dataset_fn)
+    if graph.replicas is not None:
+        log("strategy: %s, %d replicas of %d crops%s" % (
+            config.strategy, graph.replicas.count, config.batch_size // graph.replicas.count,
+            "; the loss's minimum over shifts and batch items is taken per replica"
+            if config.objective == "original" and not config.per_sample_loss else ""))
     total = config.total_steps
     summaries = Summaries(config.log_dir, graph.graph)
     history = {"start_step": start_step, "step": start_step, "checkpoint": resume,

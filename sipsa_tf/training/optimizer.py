@@ -41,6 +41,14 @@ class AdamWOptimizer(tf.compat.v1.train.AdamOptimizer):
         self._gradients_done = [g for g, _ in grads_and_vars if g is not None]
         return super().apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
+    def _distributed_apply(self, distribution, grads_and_vars, global_step=None, name=None):
+        # under a tf.distribute strategy: the decay of every copy waits for every replica's
+        # gradients (one device goes through apply_gradients only)
+        grads_and_vars = list(grads_and_vars)
+        self._gradients_done = [t for g, _ in grads_and_vars if g is not None
+                                for t in distribution.experimental_local_results(g)]
+        return super()._distributed_apply(distribution, grads_and_vars, global_step, name)
+
     def _decay(self, var):
         with tf.control_dependencies(self._gradients_done):
             decay = tf.cast(self._weight_decay_t, var.dtype.base_dtype) * tf.identity(var)
