@@ -46,6 +46,9 @@ flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98%% st
 flags.DEFINE_integer("preview_size", _D.preview_size, "Longest side of the preview in pixels.")
 flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra-op threads (0: default).")
 flags.DEFINE_enum("progress", _D.progress, ["auto", "on", "off"], "Progress bar on stderr.")
+flags.DEFINE_string("precision", _D.precision, "float32 (the faithful port), bfloat16 or float16: "
+                    "the dtype of the network's convolutions; normalisation, softmax and the "
+                    "alignment module stay float32 (README, \"Precision\").")
 
 FLAGS = flags.FLAGS
 
@@ -57,7 +60,8 @@ def _pansharpen():
         bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
         tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
-        preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress)
+        preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
+        precision=FLAGS.precision)
     summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out, options)
     scene.print_summary(summary)
 

@@ -85,6 +85,9 @@ def _define_flags():
     flags.DEFINE_float("synthetic_aligned_fraction", d.synthetic_aligned_fraction, "Wald: share "
                        "of synthetic scenes acquired without a PAN/MS offset (default: "
                        "--aligned_fraction).")
+    flags.DEFINE_string("precision", d.precision, "float32 (the original's arithmetic), bfloat16 "
+                        "or float16 (GPU; dynamic loss scaling): the dtype of the network's "
+                        "convolutions; loss, optimiser and variables stay float32.")
 
 
 _define_flags()

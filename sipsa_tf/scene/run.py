@@ -120,7 +120,8 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
         bands, bits, nodata = check_inputs(pan, ms, options)
         own_model = tile_model is None
         if own_model:
-            tile_model = TileModel(checkpoint, threads=options.threads)
+            tile_model = TileModel(checkpoint, threads=options.threads,
+                                   precision=options.precision)
         sinks, progress, start = [], None, time.time()
         try:
             out_dtype = pan.dtype if options.out_type == "native" else np.float32

@@ -7,7 +7,7 @@ semantics as this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`
 import dataclasses
 
 from sipsa_tf import supervised
-from sipsa_tf.core import model
+from sipsa_tf.core import model, precision as precisions
 from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 
@@ -62,6 +62,7 @@ class TrainConfig:
     aligned_fraction: float = 0.25  # wald: share of crops left aligned
     synthetic_aligned_fraction: float = None  # wald: share of synthetic scenes left aligned
                                               # (default: aligned_fraction)
+    precision: str = precisions.FLOAT32  # dtype of the convolutions (sipsa_tf.core.precision)
 
     @property
     def total_steps(self):
@@ -101,6 +102,7 @@ class TrainConfig:
                 raise UserError("--%s must be in [0, 1], got %s" % (name, value))
         if self.synthetic_fraction > 0 and self.objective != "wald":
             raise UserError("--synthetic_fraction needs --objective=wald")
+        precisions.check_name(self.precision)
         self.displacement().validate()  # the offsets (shared by the real and synthetic crops)
 
     def displacement(self, synthetic=False):

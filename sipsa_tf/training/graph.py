@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from sipsa_tf import checkpoints
-from sipsa_tf.core import losses, model, network
+from sipsa_tf.core import losses, model, network, precision
 from sipsa_tf.session import make_session_config
 from sipsa_tf.training import test_step as test_images
 from sipsa_tf.training.config import OBJECTIVES
@@ -33,7 +33,9 @@ class TrainGraph:
         loss_terms: dict of scalar tensors (``loss`` is loss_G, or the Wald L1; the log shows
             loss x 1000); ``loss_names`` lists its keys in log order.
         gradients: list of gradient tensors, in the order of ``network_variables``.
-        train_op: one AdamW step (increments global_step).
+        train_op: one AdamW step (increments global_step; a float16 step with non-finite
+            gradients is skipped, see ``precision.DynamicLossScale``).
+        loss_scale: the float16 run's :class:`precision.DynamicLossScale`, else None.
         step_after: global_step after ``train_op`` (fetch it together with train_op).
         learning_rate, weight_decay: scheduled scalars.
         test: :class:`test_images.TestOps` sharing the network variables.
@@ -66,7 +68,8 @@ class TrainGraph:
                                 tf.compat.v1.placeholder_with_default(tensor, shape, name=name))
             self.ms, self.pan = inputs["ms"], inputs["pan"]
             self.target = inputs.get("target")
-            fwd = model.forward(self.ms, self.pan)
+            policy = precision.policy(config.precision)
+            fwd = model.forward(self.ms, self.pan, policy=policy)
             self.forward = fwd
             self.loss_names = OBJECTIVES[config.objective]
             if wald:
@@ -77,11 +80,10 @@ class TrainGraph:
                     per_sample=config.per_sample_loss, literal=config.literal_loss)
             self.network_variables = network.network_variables(self.graph)
             optimizer = AdamWOptimizer(self.weight_decay, self.learning_rate)
-            grads_and_vars = optimizer.compute_gradients(self.loss_terms["loss"],
-                                                         var_list=self.network_variables)
+            grads_and_vars, self.train_op, self.loss_scale = precision.minimize(
+                optimizer, self.loss_terms["loss"], self.network_variables, self.global_step,
+                policy)
             self.gradients = [g for g, _ in grads_and_vars]
-            self.train_op = optimizer.apply_gradients(grads_and_vars,
-                                                      global_step=self.global_step)
             with tf.control_dependencies([self.train_op]):
                 self.step_after = tf.identity(self.global_step.read_value())
             self.optimizer_variables = (
@@ -99,7 +101,8 @@ class TrainGraph:
             self._warm_start_savers = {
                 key: tf.compat.v1.train.Saver(var_list={v.op.name: v for v in variables})
                 for key, variables in self._warm_start_variables.items()}
-            self.init_op = tf.compat.v1.global_variables_initializer()
+            self.init_op = tf.group(tf.compat.v1.global_variables_initializer(),
+                                    tf.compat.v1.local_variables_initializer())
         self.graph.finalize()
 
     def session(self):
