@@ -165,3 +165,37 @@ def test_bad_precision_is_one_line_and_status_1(tmp_path, module, flags):
     assert_one_line_error(result, "--precision must be one of float32, bfloat16, float16, "
                                   "got 'fp8'")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_precision_the_cpu_lacks_is_said_once_on_one_line(monkeypatch):
+    import io
+    monkeypatch.setattr(precision, "cpu_flags", lambda path="/proc/cpuinfo": {"avx2"})
+    monkeypatch.setattr(precision, "_warned", set())
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible: no CPU warning is due")
+    stream = io.StringIO()
+    precision.hardware_warning("bfloat16", stream)
+    precision.hardware_warning("bfloat16", stream)
+    lines = stream.getvalue().splitlines()
+    assert lines == ["warning: --precision=bfloat16: this CPU has no native bfloat16 (no "
+                     "avx512_bf16 or amx_bf16 in /proc/cpuinfo): TensorFlow emulates it, slower "
+                     "than float32; running anyway"]
+    assert precision.hardware_warning("float32", stream) is None
+
+
+def test_scene_tool_in_bfloat16_is_close_to_float32(tmp_path):
+    import tifffile
+    from sipsa_tf import scene
+    ms, pan, _ = synthetic.make_scene(0, "test", 1, 32)
+    tifffile.imwrite(str(tmp_path / "pan.tif"), pan)
+    tifffile.imwrite(str(tmp_path / "ms.tif"), ms, photometric="rgb")
+    outputs = {}
+    for name in ("float32", "bfloat16"):
+        out = str(tmp_path / ("out_%s.tif" % name))
+        scene.pansharpen_scene(BUNDLED, str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif"), out,
+                               scene.SceneOptions(bits=11, progress="off", precision=name))
+        outputs[name] = tifffile.imread(out).astype(np.int32)
+    diff = np.abs(outputs["bfloat16"] - outputs["float32"])  # DN, rounding included
+    assert 0 < diff.max() <= 8
+    assert np.percentile(diff, 99.9) <= 3
