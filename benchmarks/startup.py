@@ -8,7 +8,9 @@ when each stage ends: the interpreter and the command line's own imports, Tensor
 the input checks, the graph build, the session and restore, every call into the network (the
 MS-resolution part per window and the PAN-resolution tail per piece, with their shapes: the
 first call with a shape pays graph optimisation and oneDNN primitives, XLA compiles the FAM on a
-later one), reading and writing. The parent prints the stages and the process's wall time.
+later one), reading and writing. The child then ends as the console script does
+(``sipsa_tf.cli.common.finish``: no interpreter teardown), or with ``--slow_exit`` through the
+interpreter's teardown as it used to. The parent prints the stages and the process's wall time.
 """
 import argparse
 import json
@@ -70,6 +72,9 @@ def child(args):
             raise
     stages.append(("end of the command", time.time()))
     print(json.dumps({"t0": t_start, "stages": stages, "calls": calls}))
+    if args.fast_exit:  # as the console script ends (sipsa_tf.cli.common.exiting_now)
+        from sipsa_tf.cli import common
+        common.finish(0)
 
 
 def _report(result, wall):
@@ -98,7 +103,10 @@ def main():
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--checkpoint", default=os.path.join(REPO, "checkpoints", "wald_stage1e"))
+    parser.add_argument("--slow_exit", action="store_true", help="let the child exit as the "
+                        "command line used to, through the interpreter's teardown")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fast_exit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pan", help=argparse.SUPPRESS)
     parser.add_argument("--ms", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -112,7 +120,7 @@ def main():
             out = os.path.join(tmp, "out.tif")
             cmd = [sys.executable, os.path.abspath(__file__), "--child", "--pan", pan_path,
                    "--ms", ms_path, "--out", out, "--checkpoint", args.checkpoint,
-                   "--precision", args.precision]
+                   "--precision", args.precision] + ([] if args.slow_exit else ["--fast_exit"])
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", STARTUP_T0=repr(time.time()))
             start = time.time()
             res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)

@@ -73,8 +73,9 @@ def main(argv):
 
 
 def run():
-    """Console script ``sipsa-pansharpen``."""
-    app.run(main)
+    """Console script ``sipsa-pansharpen``; the process ends as soon as the outputs are done
+    (``cli.exiting_now``)."""
+    app.run(cli.exiting_now(main))
 
 
 if __name__ == "__main__":
