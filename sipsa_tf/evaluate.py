@@ -50,6 +50,8 @@ def _define_flags():
     flags.DEFINE_integer("synthetic_size", d.synthetic_size, "MS side of the synthetic scenes.")
     flags.DEFINE_integer("seed", d.seed, "Seed (synthetic scenes, random init, adaptation).")
     flags.DEFINE_enum("progress", d.progress, ["auto", "on", "off"], "Progress bar on stderr.")
+    flags.DEFINE_string("precision", d.precision, "SIPSA-Net's convolutions in float32 (the "
+                        "faithful port), bfloat16 or float16 (README, \"Precision\").")
 
 
 _define_flags()
@@ -70,7 +72,7 @@ def config_from_flags():
         panel_images=tuple(FLAGS.panel_images),
         command="python -m sipsa_tf.evaluate " + " ".join(sys.argv[1:]),
         n_synthetic=FLAGS.n_synthetic, synthetic_size=FLAGS.synthetic_size, seed=FLAGS.seed,
-        progress=FLAGS.progress, split=FLAGS.split or None)
+        progress=FLAGS.progress, split=FLAGS.split or None, precision=FLAGS.precision)
 
 
 def main(argv):

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from sipsa_tf import checkpoints
-from sipsa_tf.core import losses, metrics, model, network, ops
+from sipsa_tf.core import losses, metrics, model, network, ops, precision as precisions
 from sipsa_tf.io import validation
 from sipsa_tf.session import make_session_config, open_session
 from sipsa_tf.utils.closing import Closing
@@ -38,14 +38,20 @@ class Pansharpener(Closing):
             call with a new image size runs uncompiled, a later one compiles it).
         seed: graph-level random seed for the random initialisation.
         session_config: optional ``tf.compat.v1.ConfigProto`` (default: :func:`make_session_config`).
+        precision: "float32" (default: the faithful port), "bfloat16" or "float16": the dtype of
+            the network's convolutions (:mod:`sipsa_tf.core.precision`); normalisation, softmax,
+            FAM, metrics and loss stay float32 and the checkpoint is the same. A precision this
+            machine does not compute natively is said once on stderr.
 
     Raises:
         CheckpointError (a ValueError): checkpoint missing, unreadable, or with missing or
             mis-shaped variables (all listed in one message).
+        UserError (a ValueError): an unknown precision.
     """
 
     def __init__(self, checkpoint, per_sample=False, literal=False, seed=None,
-                 session_config=None):
+                 session_config=None, precision="float32"):
+        self.precision = precisions.policy(precision)
         self.checkpoint = None if checkpoint is None else checkpoints.resolve(checkpoint)
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -54,7 +60,7 @@ class Pansharpener(Closing):
             self._ms = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], "ms")
             self._pan = tf.compat.v1.placeholder(tf.float32, [None, None, None, 1], "pan")
             fam = ops.local_conv_literal if literal else ops.local_conv_fused
-            fwd = model.forward(self._ms, self._pan, fam=fam)
+            fwd = model.forward(self._ms, self._pan, fam=fam, policy=self.precision)
             self._output = tf.clip_by_value(fwd.output, 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
             self._metrics = metrics.test_metrics(self._output, self._aligned, self._ms, self._pan)

@@ -57,6 +57,9 @@ flags.DEFINE_integer("workers", 0, "Run the tiles on a Dask LocalCluster of this
                      "processes (each with its share of the cores unless --threads is given).")
 flags.DEFINE_string("pairs", None, "CSV file of scenes, one 'pan,ms,out' per line (relative "
                     "to the file's folder), run as one job; replaces --pan, --ms and --out.")
+flags.DEFINE_string("precision", _D.precision, "float32 (the faithful port), bfloat16 or float16: "
+                    "the dtype of the network's convolutions; normalisation, softmax and the "
+                    "alignment module stay float32 (README, \"Precision\").")
 
 FLAGS = flags.FLAGS
 
@@ -74,7 +77,8 @@ def _pansharpen():
         bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
         tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
-        preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress)
+        preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
+        precision=FLAGS.precision)
     if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
         summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
                                          options)
@@ -95,8 +99,9 @@ def main(argv):
 
 
 def run():
-    """Console script ``sipsa-pansharpen``."""
-    app.run(main)
+    """Console script ``sipsa-pansharpen``; the process ends as soon as the outputs are done
+    (``cli.exiting_now``)."""
+    app.run(cli.exiting_now(main))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ def _define_flags():
                       "--per_sample_loss N replicas equal one device).")
     flags.DEFINE_string("devices", d.devices, "mirrored: devices, e.g. /gpu:0,/gpu:1 or "
                         "/cpu:0,/cpu:1 (CPU devices are made by the session).")
+    flags.DEFINE_string("precision", d.precision, "float32 (the original's arithmetic), bfloat16 "
+                        "or float16 (GPU; dynamic loss scaling): the dtype of the network's "
+                        "convolutions; loss, optimiser and variables stay float32.")
 
 
 _define_flags()

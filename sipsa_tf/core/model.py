@@ -43,7 +43,7 @@ def mean_std(x):
     return m, tf.sqrt(tf.abs(q - m * m) + STD_EPS)
 
 
-def forward(ms, pan, fam=None, pan_window=None):
+def forward(ms, pan, fam=None, pan_window=None, policy=None):
     """Normalises, runs the network in its scope, and de-normalises.
 
     Args:
@@ -55,6 +55,9 @@ def forward(ms, pan, fam=None, pan_window=None):
             :func:`network.sipsa_net`), then "up_mean", "up_std" (the MS statistics at PAN
             resolution) and "aligned_up"; ``output``, ``aligned`` and ``out4`` are then computed
             on that window only (for tiled inference, :mod:`sipsa_tf.scene`).
+        policy: precision policy or its name (:mod:`sipsa_tf.core.precision`; default float32):
+            the network's convolutions run in its dtype; the normalisation, de-normalisation and
+            every returned tensor are float32.
 
     Returns:
         A :class:`Forward` of tensors.
@@ -66,7 +69,8 @@ def forward(ms, pan, fam=None, pan_window=None):
     ms_n = (ms - ms_mean) / ms_std
     pan_n = (pan - pan_mean) / pan_std
     with network.network_scope():
-        out4, aligned4 = network.sipsa_net(ms_n, pan_n, fam=fam, pan_window=pan_window)
+        out4, aligned4 = network.sipsa_net(ms_n, pan_n, fam=fam, pan_window=pan_window,
+                                           policy=policy)
     bands = MS_BANDS
     up_mean = ops.resize_blur(ms_mean, SCALE)
     up_std = ops.resize_blur(ms_std, SCALE)

@@ -4,14 +4,16 @@ Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Ali
 Satellite Imagery", CVPR 2021; docs/design.md, "Network" and "Feature alignment module". The
 network is a pure function of normalised tensors; its variables live in the single scope
 ``op_net/G`` with the original names ``w_convNN`` / ``b_convNN`` (numbers 12 and 18 unused), so
-checkpoints written by the original code restore by name.
+checkpoints written by the original code restore by name. A precision policy
+(:mod:`sipsa_tf.core.precision`; docs/design.md, "Precision") sets the dtype in which most
+convolutions multiply; everything between them stays float32.
 """
 import contextlib
 
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf.core import ops
+from sipsa_tf.core import ops, precision
 from sipsa_tf.constants import MS_BANDS, SCALE
 
 OUTER_SCOPE = "op_net"  # the original's tf.make_template name
@@ -67,12 +69,18 @@ def _determinism_op_seed():
 
 
 class _Convs:
-    """Creates the numbered convolutions in order, as the original's layer counter does."""
+    """Creates the numbered convolutions in order, as the original's layer counter does.
 
-    def __init__(self):
+    The variables are float32. Under a low-precision policy a convolution casts its input and
+    kernel to the policy's dtype where it reads them and returns float32 (the bias is added in
+    float32); ``float32=True`` keeps one convolution float32 whatever the policy.
+    """
+
+    def __init__(self, policy):
         self.number = 0
+        self.policy = policy
 
-    def __call__(self, x, size, n_out, tile=1):
+    def __call__(self, x, size, n_out, tile=1, float32=False):
         self.number += 1
         while self.number in SKIPPED_LAYER_NUMBERS:
             self.number += 1
@@ -82,7 +90,10 @@ class _Convs:
                                       initializer=fan_avg_uniform(shape, tile))
         b = tf.compat.v1.get_variable("b_conv%02d" % self.number, [n_out], tf.float32,
                                       initializer=tf.compat.v1.zeros_initializer())
-        return tf.nn.conv2d(x, w, strides=1, padding="SAME") + b
+        if float32 or not self.policy.low:
+            return tf.nn.conv2d(x, w, strides=1, padding="SAME") + b
+        low = self.policy.compute
+        return self.policy.float32(tf.nn.conv2d(low(x), low(w), strides=1, padding="SAME")) + b
 
     def residual(self, x, size, blocks):
         """``blocks`` pre-activation residual blocks y = y + conv(lrelu(y))."""
@@ -91,7 +102,7 @@ class _Convs:
         return x
 
 
-def sipsa_net(ms_n, pan_n, fam=None, pan_window=None):
+def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None):
     """SIPSA-Net on normalised inputs.
 
     Must be called inside :func:`network_scope` (or any scope; variables are created with
@@ -108,17 +119,23 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None):
             (B, H', W', 4). Used by tiled inference (sipsa_tf.scene): the result equals the full
             computation except within the tail's receptive field (3 PAN pixels) of a window edge
             that is not an image edge.
+        policy: a :class:`sipsa_tf.core.precision.Policy` or its name (default float32). Under a
+            low precision the wide convolutions (32 to 81 channels in and out: 93% of the FLOPs)
+            multiply in its dtype; the convolutions that read the normalised inputs or read or
+            write the 4-channel tensors (the aligned MS, the depth_to_space input and output, the
+            output) stay float32, as do all tensors between convolutions, the softmax and the FAM
+            (docs/design.md, "Precision", has the measurements behind this choice).
 
     Returns:
         (out4, aligned4): (B, 4h, 4w, 4) fused output and (B, h, w, 4) aligned MS, both in the
         normalised domain; channel 4 of each is computed and unused.
     """
     fam = fam or ops.local_conv
-    conv = _Convs()
+    conv = _Convs(precision.policy(policy))
     p16 = ops.space_to_depth(pan_n, SCALE)
 
     # Kernel branch: per-pixel 9 x 9 alignment kernels (81 softmax taps) at MS resolution.
-    a = conv(tf.concat([p16, ms_n], axis=3), 9, 32)
+    a = conv(tf.concat([p16, ms_n], axis=3), 9, 32, float32=True)
     a = conv(ops.lrelu(a, LEAK), 9, 32)
     a = conv.residual(a, 3, 1)
     a = conv(ops.lrelu(a, LEAK), 3, ops.FAM_KERNEL ** 2)
@@ -126,19 +143,20 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None):
     kernel = tf.nn.softmax(ops.lrelu(a, LEAK), axis=3)
 
     # Feature branch and alignment.
-    f = conv(ms_n, 3, 64)
+    f = conv(ms_n, 3, 64, float32=True)
     f = conv.residual(f, 3, 3)
-    aligned4 = conv(fam(f, kernel), 1, 4)
+    aligned4 = conv(fam(f, kernel), 1, 4, float32=True)
 
     # Fusion branch: MS resolution, then depth_to_space to PAN resolution.
-    u = conv(tf.concat([p16, aligned4], axis=3), 3, 64)
+    u = conv(tf.concat([p16, aligned4], axis=3), 3, 64, float32=True)
     u = conv.residual(u, 3, 5)
-    u = tf.nn.depth_to_space(conv(u, 3, 4 * SCALE * SCALE, tile=SCALE * SCALE), SCALE)
+    u = tf.nn.depth_to_space(conv(u, 3, 4 * SCALE * SCALE, tile=SCALE * SCALE, float32=True),
+                             SCALE)
     if pan_window is not None:
         u, pan_n = pan_window(u, "u"), pan_window(pan_n, "pan_n")
-    u = conv(u, 3, 64)
+    u = conv(u, 3, 64, float32=True)
     u = conv.residual(u, 3, 2)
-    out4 = conv(tf.concat([u, tf.abs(ops.sobel2(pan_n))], axis=3), 1, 4)
+    out4 = conv(tf.concat([u, tf.abs(ops.sobel2(pan_n))], axis=3), 1, 4, float32=True)
     return out4, aligned4
 
 

@@ -128,11 +128,26 @@ def _fam_taps(size=FAM_KERNEL):
     return [(size * a + b, a - half, b - half) for a in range(size) for b in range(size)]
 
 
-def _shifted_window(xp, dy, dx, half):
-    """The window of a zero-padded map that holds x[i + dy, j + dx] at (i, j)."""
-    height = tf.shape(xp)[1] - 2 * half
-    width = tf.shape(xp)[2] - 2 * half
-    return xp[:, half + dy:half + dy + height, half + dx:half + dx + width, :]
+def _windows(xp, half):
+    """Windows of a zero-padded map: ``window(dy, dx)`` holds x[i + dy, j + dx] at (i, j).
+
+    ``window(dy, dx, channel)`` takes that one channel only. The windows' size is computed once
+    and shared, so each window is one ``Slice`` op (the FAM takes 81 of them; building them
+    with Python slices of dynamic bounds made most of the inference graph's ops and of its
+    build time).
+    """
+    shape = tf.shape(xp)
+    inner = [shape[0], shape[1] - 2 * half, shape[2] - 2 * half]
+    sizes = {None: tf.stack(inner + [shape[3]]), "one": tf.stack(inner + [1])}
+    static = xp.shape.as_list()
+
+    def window(dy, dx, channel=None):
+        out = tf.slice(xp, [0, half + dy, half + dx, 0 if channel is None else channel],
+                       sizes[None if channel is None else "one"])
+        out.set_shape([static[0], None, None, static[3] if channel is None else 1])
+        return out
+
+    return window
 
 
 def local_conv_literal(features, kernel):
@@ -174,9 +189,9 @@ def _sequential_sum(term_fns):
 
 
 def _local_conv_forward(features, kernel, half):
-    fp = tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]])
+    window = _windows(tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]]), half)
     return _sequential_sum(
-        (lambda t=tap, y=dy, x=dx: kernel[..., t:t + 1] * _shifted_window(fp, y, x, half))
+        (lambda t=tap, y=dy, x=dx: kernel[..., t:t + 1] * window(y, x))
         for tap, dy, dx in _fam_taps(2 * half + 1))
 
 
@@ -187,17 +202,17 @@ def _local_conv_lean(features, kernel):
 
     def grad(upstream):
         # d kernel[..., t] = sum_c g * f_shift_t ; d f = sum_t shift_back(K_t * g).
-        fp = tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]])
+        f_window = _windows(tf.pad(features, [[0, 0], [half, half], [half, half], [0, 0]]),
+                            half)
         taps = _fam_taps()
         d_kernel = tf.concat(
-            [tf.reduce_sum(upstream * _shifted_window(fp, dy, dx, half), axis=3, keepdims=True)
+            [tf.reduce_sum(upstream * f_window(dy, dx), axis=3, keepdims=True)
              for _, dy, dx in taps], axis=3)
-        gp = tf.pad(upstream, [[0, 0], [half, half], [half, half], [0, 0]])
-        kp = tf.pad(kernel, [[0, 0], [half, half], [half, half], [0, 0]])
+        g_window = _windows(tf.pad(upstream, [[0, 0], [half, half], [half, half], [0, 0]]), half)
+        k_window = _windows(tf.pad(kernel, [[0, 0], [half, half], [half, half], [0, 0]]), half)
         # f[p] receives K[p - d, t] * g[p - d] for every output pixel p - d that reads it.
         d_features = _sequential_sum(
-            (lambda t=tap, y=dy, x=dx: _shifted_window(kp[..., t:t + 1], -y, -x, half)
-             * _shifted_window(gp, -y, -x, half))
+            (lambda t=tap, y=dy, x=dx: k_window(-y, -x, t) * g_window(-y, -x))
             for tap, dy, dx in taps)
         return d_features, d_kernel
 

@@ -23,13 +23,16 @@ class Methods:
         adapt_steps: steps of scene adaptation for 'sipsa_adapted' (must be > 0 to run it).
         adapt_options: keyword arguments of :meth:`sipsa_tf.adapt.Adapter.adapt` (crop, batch,
             seed) and of :class:`~sipsa_tf.adapt.Adapter` (lr, wd).
+        precision: the precision of 'sipsa' (:mod:`sipsa_tf.core.precision`); scene adaptation
+            ('sipsa_adapted') runs in float32.
 
     Attributes:
         names: the methods that will run; skipped: {name: reason} for those that cannot
         (GDAL absent); adaptation: list of dicts (scene, protocol, loss before/after, seconds).
     """
 
-    def __init__(self, names, checkpoint=None, adapt_steps=0, adapt_options=None, seed=0):
+    def __init__(self, names, checkpoint=None, adapt_steps=0, adapt_options=None, seed=0,
+                 precision="float32"):
         unknown = [n for n in names if n not in ALL_METHODS]
         if unknown or not names:
             raise EvaluationError("unknown method(s) %s; choose from %s" % (
@@ -55,7 +58,7 @@ class Methods:
         self._sipsa = self._adapter = None
         if "sipsa" in self.names:
             from sipsa_tf import inference
-            self._sipsa = inference.Pansharpener(checkpoint, seed=seed)
+            self._sipsa = inference.Pansharpener(checkpoint, seed=seed, precision=precision)
         if "sipsa_adapted" in self.names:
             from sipsa_tf import adapt
             source = self._sipsa if self._sipsa is not None else checkpoint

@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 
+from sipsa_tf.core import precision as precisions
 from sipsa_tf.evaluation.methods import DEFAULT_METHODS, Methods
 from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, save_png
 from sipsa_tf.evaluation.protocols import PROTOCOLS, evaluate
@@ -38,6 +39,7 @@ class EvalConfig:
     synthetic_size: int = 64
     seed: int = 0
     progress: str = "auto"
+    precision: str = precisions.FLOAT32  # dtype of SIPSA-Net's convolutions (sipsa_tf.core.precision)
 
 
 def run(config, stdout=None):
@@ -55,7 +57,10 @@ def run(config, stdout=None):
     if bad or not config.protocols:
         raise EvaluationError("unknown protocol(s) %s; choose from %s"
                               % (", ".join(bad) or "(none)", ", ".join(PROTOCOLS)))
+    precisions.check_name(config.precision)
     notes = ["command: `%s`" % config.command] if config.command else []
+    if config.precision != "float32":
+        notes.append("SIPSA-Net precision: %s (docs/design.md, \"Precision\")" % config.precision)
     if config.split:
         from sipsa_tf import supervised
         regions = supervised.load_regions(supervised.load_split(config.split), "held_out",
@@ -75,7 +80,8 @@ def run(config, stdout=None):
                         if config.data_dir else ""))
     methods = Methods(list(config.methods), config.checkpoint, config.adapt_steps,
                       {"lr": config.adapt_lr, "crop": config.adapt_crop,
-                       "batch": config.adapt_batch, "seed": config.seed}, seed=config.seed)
+                       "batch": config.adapt_batch, "seed": config.seed}, seed=config.seed,
+                      precision=config.precision)
     os.makedirs(config.out_dir, exist_ok=True)
     paths = {}
 

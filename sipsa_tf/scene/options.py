@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from sipsa_tf.constants import MS_BANDS, SCALE
+from sipsa_tf.core import precision as precisions
 from sipsa_tf.errors import UserError
 from sipsa_tf.io import pairs
 
@@ -56,6 +57,8 @@ class SceneOptions:
         preview_size: longest side of the preview (the output decimated by an integer factor).
         threads: TensorFlow intra-op threads (0: TensorFlow's default).
         progress: "auto", "on" or "off" (progress bar with ETA on stderr).
+        precision: "float32" (default), "bfloat16" or "float16": the dtype of the network's
+            convolutions (:mod:`sipsa_tf.core.precision`).
     """
     bands: tuple = (1, 2, 3)
     bits: int = 0
@@ -69,9 +72,11 @@ class SceneOptions:
     preview_size: int = 2048
     threads: int = 0
     progress: str = "auto"
+    precision: str = precisions.FLOAT32
 
     def validate(self):
         """Raises SceneError for option values that cannot work."""
+        precisions.check_name(self.precision)
         if len(self.bands) != MS_BANDS:
             raise SceneError("--bands must name exactly 3 MS bands (1-based), got %s"
                              % ",".join(str(b) for b in self.bands))

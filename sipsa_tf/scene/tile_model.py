@@ -29,12 +29,15 @@ class TileModel:
         checkpoint: prefix or directory; None initialises the weights randomly (with ``seed``).
         threads: TensorFlow intra-op threads (0: default).
         seed: graph-level seed for the random initialisation.
+        precision: the network's precision policy or its name (:mod:`sipsa_tf.core.precision`).
     """
 
-    def __init__(self, checkpoint, threads=0, seed=None):
+    def __init__(self, checkpoint, threads=0, seed=None, precision="float32"):
         import tensorflow as tf
         from sipsa_tf import checkpoints, session
         from sipsa_tf.core import model, network, ops
+        from sipsa_tf.core import precision as precisions
+        policy = precisions.policy(precision)
         self.checkpoint = None if checkpoint is None else checkpoints.resolve(checkpoint)
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -54,7 +57,8 @@ class TileModel:
                 return self._fed[name][None]
 
             fwd = model.forward(self._ms[None], self._pan[None, :, :, None],
-                                fam=ops.local_conv_fused, pan_window=substitute)
+                                fam=ops.local_conv_fused, pan_window=substitute,
+                                policy=policy)
             assert set(self._handed) == set(channels), sorted(self._handed)
             self._output = tf.clip_by_value(fwd.output[0], 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned[0], 0.0, 1.0)

@@ -7,7 +7,7 @@ semantics as this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`
 import dataclasses
 
 from sipsa_tf import supervised
-from sipsa_tf.core import losses, model
+from sipsa_tf.core import losses, model, precision as precisions
 from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 
@@ -66,6 +66,7 @@ class TrainConfig:
     edge_weight: float = 0.0        # wald: weight of the edge-excess (anti-ghosting) term
     strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
     devices: str = None             # mirrored: e.g. /gpu:0,/gpu:1 or /cpu:0,/cpu:1; '': all GPUs
+    precision: str = precisions.FLOAT32  # dtype of the convolutions (sipsa_tf.core.precision)
 
     @property
     def total_steps(self):
@@ -120,6 +121,9 @@ class TrainConfig:
                             % (", ".join(STRATEGIES), self.strategy))
         if self.devices and self.strategy != "mirrored":
             raise UserError("--devices needs --strategy=mirrored")
+        precisions.check_name(self.precision)
+        if self.precision == "float16" and self.strategy != "default":
+            raise UserError("--precision=float16 (loss scaling) needs --strategy=default")
         self.displacement().validate()  # the offsets (shared by the real and synthetic crops)
 
     def displacement(self, synthetic=False):

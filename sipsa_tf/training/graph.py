@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from sipsa_tf import checkpoints
-from sipsa_tf.core import losses, model, network
+from sipsa_tf.core import losses, model, network, precision
 from sipsa_tf.session import make_session_config
 from sipsa_tf.training import distribute, test_step as test_images
 from sipsa_tf.training.optimizer import AdamWOptimizer, schedule
@@ -39,7 +39,9 @@ class TrainGraph:
         loss_terms: dict of scalar tensors (``loss`` is loss_G, or the Wald L1; the log shows
             loss x 1000); ``loss_names`` lists its keys in log order.
         gradients: list of gradient tensors, in the order of ``network_variables``.
-        train_op: one AdamW step (increments global_step).
+        train_op: one AdamW step (increments global_step; a float16 step with non-finite
+            gradients is skipped, see ``precision.DynamicLossScale``).
+        loss_scale: the float16 run's :class:`precision.DynamicLossScale`, else None.
         step_after: global_step after ``train_op`` (fetch it together with train_op).
         learning_rate, weight_decay: scheduled scalars.
         test: :class:`test_images.TestOps` sharing the network variables.
@@ -53,6 +55,8 @@ class TrainGraph:
         self.graph = tf.Graph()
         self.replicas = None
         self._sync_op = None
+        self.policy = precision.policy(config.precision)
+        self.loss_scale = None
         with self.graph.as_default():
             tf.compat.v1.set_random_seed(config.seed)
             if config.strategy == "default":
@@ -84,7 +88,8 @@ class TrainGraph:
                     copy.assign(values[0]) for values in
                     (distribute.local_values(self.replicas, v) for v in everything)
                     for copy in values[1:]])
-            self.init_op = tf.compat.v1.global_variables_initializer()
+            self.init_op = tf.group(tf.compat.v1.global_variables_initializer(),
+                                    tf.compat.v1.local_variables_initializer())
             if self.replicas is None:
                 self._iterator_init = (None if self.iterator is None
                                        else self.iterator.initializer)
@@ -92,7 +97,7 @@ class TrainGraph:
 
     def _objective(self, batch):
         """Forward pass and loss terms of a batch (dict ms, pan[, target])."""
-        fwd = model.forward(batch["ms"], batch["pan"])
+        fwd = model.forward(batch["ms"], batch["pan"], policy=self.policy)
         if self.config.objective == "wald":
             terms = losses.supervised_l1(fwd.output, batch["target"], self.config.edge_weight)
         else:
@@ -130,10 +135,10 @@ class TrainGraph:
         self.target = inputs.get("target")
         self.forward, self.loss_terms = self._objective(inputs)
         self.network_variables = network.network_variables(self.graph)
-        grads_and_vars = optimizer.compute_gradients(self.loss_terms["loss"],
-                                                     var_list=self.network_variables)
+        grads_and_vars, self.train_op, self.loss_scale = precision.minimize(
+            optimizer, self.loss_terms["loss"], self.network_variables, self.global_step,
+            self.policy)
         self.gradients = [g for g, _ in grads_and_vars]
-        self.train_op = optimizer.apply_gradients(grads_and_vars, global_step=self.global_step)
         with tf.control_dependencies([self.train_op]):
             self.step_after = tf.identity(self.global_step.read_value())
         return optimizer
