@@ -42,7 +42,7 @@ from scene_speed import _inputs  # noqa: E402  (the same synthetic image pairs)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_string("precision", "bfloat16", "The low precision compared with float32.")
-flags.DEFINE_string("checkpoint", os.path.join(REPO, "checkpoints", "wald_stage1e"),
+flags.DEFINE_string("checkpoint", os.path.join(REPO, "checkpoints", "wald_stage1g"),
                     "Weights of the inference and quality parts.")
 flags.DEFINE_integer("size", 1024, "PAN side of the whole-image timing.")
 flags.DEFINE_integer("rounds", 5, "Timed calls per precision (interleaved).")

@@ -8,7 +8,7 @@ SIPSA-Net (Lee, Seo, Kim, CVPR 2021). Two measurements (README, "Scaling out"):
   its own process, with its peak RSS and the RSS the steps add (per replica: divided by the
   replicas). Both CPU devices share the process's thread pool: on a CPU this measures the
   strategy's overhead, not a speed-up, which needs one GPU per replica.
-* scenes: a 4096^2 PAN uint16 scene (checkpoints/wald_stage1e) through the single-process scene tool (the reference) and
+* scenes: a 4096^2 PAN uint16 scene (bundled default checkpoint) through the single-process scene tool (the reference) and
   through a Dask LocalCluster of 1 and 2 worker processes (``sipsa_tf.scene.cluster``), the
   cores shared out between the workers; wall time (workers started before, their tile models
   built by their first tile, inside the timing), MPix/s and the workers' peak RSS.
@@ -126,7 +126,7 @@ def scene_part():
     from sipsa_tf.scene import cluster
     n = FLAGS.scene_size
     checkpoint = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "checkpoints", "wald_stage1e")
+                              "checkpoints", "wald_stage1g")
     with tempfile.TemporaryDirectory() as tmp:
         pan_path, ms_path = _scene_pair(tmp, n)
         options = scene.SceneOptions(tile=FLAGS.tile, progress="off")

@@ -289,7 +289,7 @@ def main():
     parser.add_argument("--one_shot", action="store_true",
                         help="fresh-process wall times of the command line and the literal "
                              "formulation, no warm-up (default sizes 1024,2048)")
-    parser.add_argument("--checkpoint", default="checkpoints/wald_stage1e",
+    parser.add_argument("--checkpoint", default="checkpoints/wald_stage1g",
                         help="checkpoint of the one-shot runs")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)

@@ -102,7 +102,7 @@ def main():
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--checkpoint", default=os.path.join(REPO, "checkpoints", "wald_stage1e"))
+    parser.add_argument("--checkpoint", default=os.path.join(REPO, "checkpoints", "wald_stage1g"))
     parser.add_argument("--slow_exit", action="store_true", help="let the child exit as the "
                         "command line used to, through the interpreter's teardown")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

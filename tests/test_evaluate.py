@@ -305,6 +305,6 @@ def test_make_evaluate_without_data_uses_the_synthetic_scenes_and_the_bundled_ch
     assert [(r["image"], r["protocol"], r["method"]) for r in rows] == [
         ("synthetic_0", p, m) for p in ("reduced", "full") for m in ("nearest", "sipsa")]
     report = (out / "results.md").read_text()
-    assert "SIPSA-Net starts from: checkpoints/wald_stage1e" in report
+    assert "SIPSA-Net starts from: checkpoints/wald_stage1g" in report
     assert "synthetic test scenes" in report
     assert sorted(os.listdir(out)) == ["results.csv", "results.md"]

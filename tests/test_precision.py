@@ -20,7 +20,7 @@ from sipsa_tf.core import model, network, ops, precision
 from sipsa_tf.data import synthetic
 from sipsa_tf.errors import UserError
 
-BUNDLED = os.path.join(REPO_ROOT, "checkpoints", "wald_stage1e")
+BUNDLED = os.path.join(REPO_ROOT, "checkpoints", "wald_stage1g")
 DN = 2047.0  # 11-bit data: one DN in [0, 1] units is 1 / 2047
 N_CONVOLUTIONS = 27
 FLOAT32_CONVOLUTIONS = 7  # inputs, the 4-channel tensors and the output (network.sipsa_net)
