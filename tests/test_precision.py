@@ -199,3 +199,13 @@ def test_scene_tool_in_bfloat16_is_close_to_float32(tmp_path):
     diff = np.abs(outputs["bfloat16"] - outputs["float32"])  # DN, rounding included
     assert 0 < diff.max() <= 8
     assert np.percentile(diff, 99.9) <= 3
+
+
+def test_float16_loss_scaling_is_refused_with_a_replicated_strategy(tmp_path):
+    # Dynamic loss scaling is built for the one-device step only; a mirrored float16 run must be
+    # refused before any graph is built, and bfloat16 (no loss scaling) must pass the check.
+    from sipsa_tf.training.config import TrainConfig
+    base = dict(data_dir=str(tmp_path), log_dir=str(tmp_path), strategy="mirrored")
+    with pytest.raises(UserError, match=r"--precision=float16 .* needs --strategy=default"):
+        TrainConfig(precision="float16", **base).validate()
+    TrainConfig(precision="bfloat16", **base).validate()
