@@ -46,13 +46,14 @@ def _import_distributed():
     return distributed
 
 
-def _worker_model(checkpoint, threads, precision):
-    """This worker process's TileModel for ``checkpoint`` (built by the first task)."""
+def _worker_model(checkpoint, options):
+    """This worker process's TileModel for ``checkpoint`` and ``options`` (built by the first
+    task)."""
     from sipsa_tf.scene.tile_model import TileModel
-    key = (checkpoint, threads, precision)
+    key = (checkpoint, options.threads, options.precision)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = TileModel(checkpoint, threads=threads, precision=precision)
+            _MODELS[key] = TileModel.for_options(checkpoint, options)
         return _MODELS[key]
 
 
@@ -60,7 +61,7 @@ def _tile_task(checkpoint, job, core, window):
     """One tile on a worker: (encoded tiles, preview part); ``job`` = (pan path, ms path,
     inputs, options, encoder, preview step)."""
     pan_path, ms_path, inputs, options, encode, preview_step = job
-    model = _worker_model(checkpoint, options.threads, options.precision)
+    model = _worker_model(checkpoint, options)
     with geotiff.Raster(pan_path) as pan, geotiff.Raster(ms_path) as ms:
         return sharpen_tile(model, pan, ms, core, window, inputs, options, encode,
                             preview_step)
@@ -254,7 +255,7 @@ def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, st
         options.validate()
         summary = {"scenes": len(jobs), "tiles": 0, "seconds": 0.0, "megapixels": 0.0,
                    "outputs": []}
-        model = TileModel(checkpoint, threads=options.threads, precision=options.precision)
+        model = TileModel.for_options(checkpoint, options)
         try:
             for pan_path, ms_path, out_path in jobs:
                 one = pansharpen_scene(None, pan_path, ms_path, out_path, options, model,

@@ -126,8 +126,7 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
         inputs = check_inputs(pan, ms, options)
         own_model = tile_model is None
         if own_model:
-            tile_model = TileModel(checkpoint, threads=options.threads,
-                                   precision=options.precision)
+            tile_model = TileModel.for_options(checkpoint, options)
         writer, progress, start = None, None, time.time()
         try:
             writer = SceneWriter(pan, out_path, options, inputs)

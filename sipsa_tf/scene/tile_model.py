@@ -32,6 +32,12 @@ class TileModel:
         precision: the network's precision policy or its name (:mod:`sipsa_tf.core.precision`).
     """
 
+    @classmethod
+    def for_options(cls, checkpoint, options):
+        """The tile model a scene run with :class:`~sipsa_tf.scene.options.SceneOptions`
+        ``options`` uses (its threads and precision)."""
+        return cls(checkpoint, threads=options.threads, precision=options.precision)
+
     def __init__(self, checkpoint, threads=0, seed=None, precision="float32"):
         import tensorflow as tf
         from sipsa_tf import checkpoints, session

@@ -121,8 +121,8 @@ class TrainConfig:
                             % (", ".join(STRATEGIES), self.strategy))
         if self.devices and self.strategy != "mirrored":
             raise UserError("--devices needs --strategy=mirrored")
-        precisions.check_name(self.precision)
-        if self.precision == "float16" and self.strategy != "default":
+        policy = precisions.Policy(self.precision, warn=False)  # checks the name
+        if policy.loss_scaling and self.strategy != "default":
             raise UserError("--precision=float16 (loss scaling) needs --strategy=default")
         self.displacement().validate()  # the offsets (shared by the real and synthetic crops)
 
