@@ -38,11 +38,12 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scene_speed import _inputs  # noqa: E402  (the same synthetic image pairs)
+from sipsa_tf.constants import BUNDLED_CHECKPOINT  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 flags.DEFINE_string("precision", "bfloat16", "The low precision compared with float32.")
-flags.DEFINE_string("checkpoint", os.path.join(REPO, "checkpoints", "wald_stage1g"),
+flags.DEFINE_string("checkpoint", os.path.join(REPO, BUNDLED_CHECKPOINT),
                     "Weights of the inference and quality parts.")
 flags.DEFINE_integer("size", 1024, "PAN side of the whole-image timing.")
 flags.DEFINE_integer("rounds", 5, "Timed calls per precision (interleaved).")

@@ -28,6 +28,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from sipsa_tf.constants import BUNDLED_CHECKPOINT  # no TensorFlow import
+
 flags.DEFINE_enum("part", "both", ["both", "train", "scene"], "What to measure.")
 flags.DEFINE_integer("batch_size", 4, "Training: global batch (split over the replicas).")
 flags.DEFINE_integer("ms_patch", 32, "Training: MS crop size (PAN is 4x).")
@@ -126,7 +128,7 @@ def scene_part():
     from sipsa_tf.scene import cluster
     n = FLAGS.scene_size
     checkpoint = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "checkpoints", "wald_stage1g")
+                              BUNDLED_CHECKPOINT)
     with tempfile.TemporaryDirectory() as tmp:
         pan_path, ms_path = _scene_pair(tmp, n)
         options = scene.SceneOptions(tile=FLAGS.tile, progress="off")

@@ -45,6 +45,8 @@ import time
 
 import numpy as np
 
+from sipsa_tf.constants import BUNDLED_CHECKPOINT  # no TensorFlow import
+
 REF_SIZE, REF_CHANNELS = 1024, 64
 
 
@@ -289,7 +291,7 @@ def main():
     parser.add_argument("--one_shot", action="store_true",
                         help="fresh-process wall times of the command line and the literal "
                              "formulation, no warm-up (default sizes 1024,2048)")
-    parser.add_argument("--checkpoint", default="checkpoints/wald_stage1g",
+    parser.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT,
                         help="checkpoint of the one-shot runs")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)

@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scene_speed import _write_pair  # noqa: E402  (the same GeoTIFF pairs)
+from sipsa_tf.constants import BUNDLED_CHECKPOINT  # noqa: E402  (no TensorFlow import)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,7 +103,7 @@ def main():
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--checkpoint", default=os.path.join(REPO, "checkpoints", "wald_stage1g"))
+    parser.add_argument("--checkpoint", default=os.path.join(REPO, BUNDLED_CHECKPOINT))
     parser.add_argument("--slow_exit", action="store_true", help="let the child exit as the "
                         "command line used to, through the interpreter's teardown")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

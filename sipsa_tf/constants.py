@@ -7,3 +7,8 @@ SCALE = 4        # PAN pixels per MS pixel, in each direction
 MS_BANDS = 3     # MS bands the network takes (R, G, B)
 PAN_BANDS = 1
 IMG_DIV = 2047.0  # the original's value scale: DN / 2047 (11-bit data)
+
+# The bundled default checkpoint, relative to the project root: the weights `make test-images`,
+# `make pansharpen` and `make evaluate` use (the Makefile's BUNDLED_CHECKPOINT; a test keeps the two
+# equal) and the benchmarks' default. How it was trained: checkpoints/README.md.
+BUNDLED_CHECKPOINT = "checkpoints/wald_stage1g"

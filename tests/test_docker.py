@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from conftest import run_command
+from sipsa_tf.constants import BUNDLED_CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -349,7 +350,7 @@ def test_network_builds_under_the_image_determinism_settings():
         "    with tf.compat.v1.Session() as s:\n"
         "        s.run(tf.compat.v1.global_variables_initializer())\n"
         "        print(repr(float(sum(np.abs(v).sum() for v in s.run(network.network_variables(g))))))\n")
-    checkpoint = str(REPO / "checkpoints" / "wald_stage1g")
+    checkpoint = str(REPO / BUNDLED_CHECKPOINT)
     sums = []
     for determinism in ("1", "0"):
         proc = run_command([sys.executable, "-c", script, checkpoint], timeout=300, cwd=REPO,

@@ -18,6 +18,7 @@ import scipy.io
 from scipy import ndimage
 
 from sipsa_tf import evaluate_lib as ev, quality
+from sipsa_tf.constants import BUNDLED_CHECKPOINT
 from conftest import REPO_ROOT, run_command
 
 # genMTF.m case 'WV3' bands 5, 3, 2 (red, green, blue of the 8 VNIR bands: 0.365, 0.360, 0.355)
@@ -305,6 +306,6 @@ def test_make_evaluate_without_data_uses_the_synthetic_scenes_and_the_bundled_ch
     assert [(r["image"], r["protocol"], r["method"]) for r in rows] == [
         ("synthetic_0", p, m) for p in ("reduced", "full") for m in ("nearest", "sipsa")]
     report = (out / "results.md").read_text()
-    assert "SIPSA-Net starts from: checkpoints/wald_stage1g" in report
+    assert "SIPSA-Net starts from: %s" % BUNDLED_CHECKPOINT in report
     assert "synthetic test scenes" in report
     assert sorted(os.listdir(out)) == ["results.csv", "results.md"]

@@ -16,11 +16,12 @@ import tensorflow as tf
 
 from conftest import QUIET_TF, REPO_ROOT, assert_one_line_error, run_command
 from sipsa_tf import Pansharpener
+from sipsa_tf.constants import BUNDLED_CHECKPOINT
 from sipsa_tf.core import model, network, ops, precision
 from sipsa_tf.data import synthetic
 from sipsa_tf.errors import UserError
 
-BUNDLED = os.path.join(REPO_ROOT, "checkpoints", "wald_stage1g")
+BUNDLED = os.path.join(REPO_ROOT, BUNDLED_CHECKPOINT)
 DN = 2047.0  # 11-bit data: one DN in [0, 1] units is 1 / 2047
 N_CONVOLUTIONS = 27
 FLOAT32_CONVOLUTIONS = 7  # inputs, the 4-channel tensors and the output (network.sipsa_net)

@@ -20,6 +20,7 @@ import pytest
 import tifffile
 
 from sipsa_tf import model, scene
+from sipsa_tf.constants import BUNDLED_CHECKPOINT
 from sipsa_tf.inference import Pansharpener
 from sipsa_tf.scene import run as scene_run
 
@@ -456,7 +457,7 @@ def test_real_landsat_pair_at_ratio_2_is_refused(tmp_path, checkpoint):
 def test_make_pansharpen_with_the_bundled_checkpoint(tmp_path, rng):
     """``make pansharpen`` with its default checkpoint (the bundled one, Makefile's
     BUNDLED_CHECKPOINT) equals the whole-image network run from that checkpoint."""
-    bundled = os.path.join(REPO_ROOT, "checkpoints", "wald_stage1g")
+    bundled = os.path.join(REPO_ROOT, BUNDLED_CHECKPOINT)
     ms, pan = _scene(rng, 20, 24, 3, 2047, np.uint16)
     pan_path, ms_path = _write_pair(str(tmp_path), ms, pan)
     out = str(tmp_path / "out.tif")
@@ -464,7 +465,7 @@ def test_make_pansharpen_with_the_bundled_checkpoint(tmp_path, rng):
                         "PY=" + sys.executable, "PAN=" + pan_path, "MS=" + ms_path, "OUT=" + out,
                         "FLAGS=--progress=off --tile=64"], env={"CHECKPOINT": None, "FLAGS": None})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "--checkpoint=checkpoints/wald_stage1g" in done.stdout  # make echoes the command
+    assert "--checkpoint=%s" % BUNDLED_CHECKPOINT in done.stdout  # make echoes the command
     assert "wrote %s: 0.01 PAN megapixels in 4 tiles" % out in done.stdout
     with Pansharpener(bundled) as net:
         ref = net(ms / np.float32(2047), pan / np.float32(2047))["output"]

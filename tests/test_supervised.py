@@ -8,6 +8,7 @@ import scipy.io
 
 from conftest import REPO_ROOT, require_shared
 from sipsa_tf import data, quality, supervised, train_lib
+from sipsa_tf.constants import BUNDLED_CHECKPOINT
 
 SPLIT = os.path.join(REPO_ROOT, "experiments", "grip_split.json")
 
@@ -194,13 +195,13 @@ def test_default_checkpoint_is_the_wald_one_and_beats_gsa_on_a_held_out_image():
     from sipsa_tf import baselines, inference
     dry = subprocess.run(["make", "-n", "test-images", "NO_INSTALL=1"], cwd=REPO_ROOT,
                          capture_output=True, text=True, check=True, timeout=60).stdout
-    assert "--checkpoint=checkpoints/wald_stage1g" in dry
+    assert "--checkpoint=%s" % BUNDLED_CHECKPOINT in dry
     grip = require_shared("data", "grip")
     split = supervised.load_split(SPLIT)
     region = [r for r in supervised.load_regions(split, "held_out", grip)
               if r.name == "WV3_example_b"][0]
     ms_lr, pan_lr = quality.degrade(region.ms, region.pan, region.gains, 4)
-    with inference.Pansharpener(os.path.join(REPO_ROOT, "checkpoints", "wald_stage1g")) as net:
+    with inference.Pansharpener(os.path.join(REPO_ROOT, BUNDLED_CHECKPOINT)) as net:
         fused = net(ms_lr.astype(np.float32), pan_lr.astype(np.float32))["output"]
     gsa = baselines.fuse("gsa", ms_lr, pan_lr, 4, sensor=region.gains)
     ours = quality.reduced_resolution_indices(fused, region.ms, 4, block=32)
