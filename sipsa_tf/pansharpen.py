@@ -10,10 +10,13 @@ Also installed as the console script ``sipsa-pansharpen``. Flags only; the work 
 :func:`sipsa_tf.scene.pansharpen_scene` (one scene, this process) or
 :func:`sipsa_tf.scene.cluster.pansharpen_job` (``--pairs``, ``--workers``, ``--scheduler``).
 Bad input prints one line ``error: ...`` on stderr and exits with status 1 (inputs are checked
-before TensorFlow is loaded); Ctrl-C (or SIGTERM) exits with status 130; neither leaves files
-behind. The graph is built in its own ``tf.Graph``, so
+before TensorFlow is loaded); Ctrl-C (or SIGTERM) exits with status 130 and says which outputs,
+if any, were complete before it; neither leaves partial files behind. The graph is built in its own ``tf.Graph``, so
 TensorFlow's v2 behaviour needs no switching off.
 """
+import os
+import time
+
 from absl import app, flags
 
 from sipsa_tf.cli import common as cli
@@ -64,7 +67,18 @@ flags.DEFINE_string("precision", _D.precision, "float32 (the faithful port), bfl
 FLAGS = flags.FLAGS
 
 
-def _pansharpen():
+def interrupted_line(outputs, start):
+    """The line printed on Ctrl-C: which of ``outputs`` this run completed (renamed into place
+    since ``start``, a ``time.time()``), since an interrupt can come after some are done (the
+    scenes of --pairs, or the cluster's shutdown)."""
+    written = [p for p in outputs
+               if os.path.exists(p) and os.path.getmtime(p) >= int(start)]
+    if not written:
+        return "interrupted; no output written"
+    return "interrupted; complete: %s; nothing else written" % ", ".join(written)
+
+
+def _pansharpen(outputs):
     from sipsa_tf.errors import UserError
     if FLAGS.pairs:
         cli.require(FLAGS, "checkpoint")
@@ -79,7 +93,9 @@ def _pansharpen():
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
         preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
         precision=FLAGS.precision)
+    extra = [p for p in (FLAGS.aligned_out, FLAGS.preview) if p]
     if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
+        outputs.extend([FLAGS.out] + extra)
         summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
                                          options)
         scene.print_summary(summary)
@@ -87,6 +103,7 @@ def _pansharpen():
     from sipsa_tf.scene import cluster
     jobs = (cluster.read_pairs(FLAGS.pairs) if FLAGS.pairs
             else [(FLAGS.pan, FLAGS.ms, FLAGS.out)])
+    outputs.extend([out for _, _, out in jobs] + extra)
     summary = cluster.pansharpen_job(FLAGS.checkpoint, jobs, options, FLAGS.scheduler,
                                      FLAGS.workers)
     cluster.print_job_summary(summary)
@@ -94,8 +111,9 @@ def _pansharpen():
 
 def main(argv):
     # The scene tool builds its own graph: TensorFlow's v2 behaviour needs no switching off.
-    return cli.run_flags_only(argv, _pansharpen, graph_mode=False,
-                              interrupted="interrupted; no output written", sigterm=True)
+    start, outputs = time.time(), []  # outputs: filled once the flags are read
+    return cli.run_flags_only(argv, lambda: _pansharpen(outputs), graph_mode=False,
+                              interrupted=lambda: interrupted_line(outputs, start), sigterm=True)
 
 
 def run():

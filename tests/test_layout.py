@@ -215,6 +215,21 @@ def test_cli_wrapper_turns_only_user_errors_into_one_line(capsys):
         common.guarded(lambda: 1 / 0)
 
 
+def test_cli_wrapper_says_what_the_interrupt_line_says(capsys):
+    from sipsa_tf.cli import common
+    said = []
+
+    def stop():
+        said.append("body ran")
+        raise KeyboardInterrupt
+
+    assert common.guarded(stop, interrupted="stopped") == common.EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "stopped\n"
+    # a callable is asked at the time of the interrupt, after the body ran
+    assert common.guarded(stop, interrupted=lambda: "stopped after %s" % said[-1]) == 130
+    assert capsys.readouterr().err == "stopped after body ran\n"
+
+
 def test_user_errors_share_one_base():
     from sipsa_tf import checkpoints, geotiff, runlock
     for cls in (data.DataError, checkpoints.CheckpointError, scene.SceneError,

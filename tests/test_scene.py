@@ -437,6 +437,21 @@ def test_sigterm_to_the_command_leaves_nothing(tmp_path, rng, checkpoint):
     assert sorted(os.listdir(str(tmp_path))) == before
 
 
+def test_interrupt_line_names_only_the_outputs_this_run_completed(tmp_path):
+    """Ctrl-C can come after outputs are renamed into place (the scenes of --pairs, the Dask
+    cluster's shutdown): the line names those, not an older file at an output path."""
+    import time
+    from sipsa_tf.pansharpen import interrupted_line
+    old, new, missing = (str(tmp_path / n) for n in ("old.tif", "new.tif", "missing.tif"))
+    open(old, "wb").close()
+    os.utime(old, (time.time() - 3600, time.time() - 3600))  # left by an earlier run
+    start = time.time()
+    assert interrupted_line([old, missing], start) == "interrupted; no output written"
+    open(new, "wb").close()
+    assert (interrupted_line([old, new, missing], start)
+            == "interrupted; complete: %s; nothing else written" % new)
+
+
 def test_real_landsat_pair_at_ratio_2_is_refused(tmp_path, checkpoint):
     """Landsat 8 (../shared/data): PAN 668 x 935 at twice the MS resolution, not four times."""
     from conftest import require_shared

@@ -28,7 +28,7 @@ def guarded(body, interrupted="interrupted", stream=None, sigterm=False):
 
     Args:
         body: callable with no arguments doing the command's work; its return value is ignored.
-        interrupted: line printed on Ctrl-C.
+        interrupted: line printed on Ctrl-C, or a callable returning it (called then).
         stream: where messages go (default stderr).
         sigterm: also treat SIGTERM as Ctrl-C (so that temporary files are cleaned up).
 
@@ -45,7 +45,7 @@ def guarded(body, interrupted="interrupted", stream=None, sigterm=False):
         print("error: %s" % one_line(err), file=stream)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(interrupted, file=stream)
+        print(interrupted() if callable(interrupted) else interrupted, file=stream)
         return EXIT_INTERRUPTED
     return 0
 
