@@ -1,7 +1,7 @@
 """Misalignment benchmark: fusion quality versus PAN/MS offset, with moving objects.
 
     .venv/bin/python benchmarks/misalignment.py --out_dir docs/misalignment \\
-        [--checkpoint checkpoints/wald_stage1g] [--adapt_steps 50] [--scenes 3]
+        [--checkpoint checkpoints/wald_stage1j] [--adapt_steps 50] [--scenes 3]
 
 SIPSA-Net (J. Lee, S. Seo, M. Kim, "SIPSA-Net: Shift-Invariant Pan Sharpening with Moving Object
 Alignment for Satellite Imagery", CVPR 2021) claims robustness to a global PAN/MS misregistration

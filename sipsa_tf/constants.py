@@ -11,4 +11,4 @@ IMG_DIV = 2047.0  # the original's value scale: DN / 2047 (11-bit data)
 # The bundled default checkpoint, relative to the project root: the weights `make test-images`,
 # `make pansharpen` and `make evaluate` use (the Makefile's BUNDLED_CHECKPOINT; a test keeps the two
 # equal) and the benchmarks' default. How it was trained: checkpoints/README.md.
-BUNDLED_CHECKPOINT = "checkpoints/wald_stage1g"
+BUNDLED_CHECKPOINT = "checkpoints/wald_stage1j"

@@ -1,7 +1,7 @@
 """Command line: evaluate SIPSA-Net (Lee, Seo, Kim, CVPR 2021) against baselines.
 
     python -m sipsa_tf.evaluate --data_dir=../shared/data/grip --auto_data \\
-        --split=experiments/grip_split.json --checkpoint=checkpoints/wald_stage1g \\
+        --split=experiments/grip_split.json --checkpoint=checkpoints/wald_stage1j \\
         --out_dir=evaluation
 
 Methods x images x protocols (reduced-resolution Wald protocol and full resolution), written as

@@ -1,6 +1,6 @@
 """Command line: pan-sharpen a scene with SIPSA-Net (Lee, Seo, Kim, CVPR 2021).
 
-    python -m sipsa_tf.pansharpen --checkpoint=checkpoints/wald_stage1g \\
+    python -m sipsa_tf.pansharpen --checkpoint=checkpoints/wald_stage1j \\
         --pan=pan.tif --ms=ms.tif --out=out.tif [--bands=5,3,2] [--bits=11] \\
         [--aligned_out=aligned.tif] [--preview=preview.png]
     python -m sipsa_tf.pansharpen --checkpoint=... --pairs=scenes.csv \\

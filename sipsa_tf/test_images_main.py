@@ -1,6 +1,6 @@
 """Command line: the original's test step for a checkpoint (SIPSA-Net, Lee, Seo, Kim, CVPR 2021).
 
-    python -m sipsa_tf.test_images_main --checkpoint=checkpoints/wald_stage1g \\
+    python -m sipsa_tf.test_images_main --checkpoint=checkpoints/wald_stage1j \\
         [--test_dir=<dir with RGB/ and PAN/, or <name>_ms.tif/<name>_pan.tif>] --out_dir=out
 
 Writes the stretched PNGs and ``metrics.csv`` / ``metrics.md`` to --out_dir and prints the
