@@ -11,8 +11,8 @@ Also installed as the console script ``sipsa-pansharpen``. Flags only; the work 
 :func:`sipsa_tf.scene.cluster.pansharpen_job` (``--pairs``, ``--workers``, ``--scheduler``).
 Bad input prints one line ``error: ...`` on stderr and exits with status 1 (inputs are checked
 before TensorFlow is loaded); Ctrl-C (or SIGTERM) exits with status 130 and says which outputs,
-if any, were complete before it; neither leaves partial files behind. The graph is built in its own ``tf.Graph``, so
-TensorFlow's v2 behaviour needs no switching off.
+if any, were complete before it; neither leaves partial files behind. The graph is built in its
+own ``tf.Graph``, so TensorFlow's v2 behaviour needs no switching off.
 """
 import os
 import time
