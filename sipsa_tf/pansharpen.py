@@ -93,9 +93,8 @@ def _pansharpen(outputs):
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
         preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
         precision=FLAGS.precision)
-    extra = [p for p in (FLAGS.aligned_out, FLAGS.preview) if p]
     if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
-        outputs.extend([FLAGS.out] + extra)
+        outputs.extend(options.outputs(FLAGS.out))
         summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
                                          options)
         scene.print_summary(summary)
@@ -103,7 +102,7 @@ def _pansharpen(outputs):
     from sipsa_tf.scene import cluster
     jobs = (cluster.read_pairs(FLAGS.pairs) if FLAGS.pairs
             else [(FLAGS.pan, FLAGS.ms, FLAGS.out)])
-    outputs.extend([out for _, _, out in jobs] + extra)
+    outputs.extend(p for _, _, out in jobs for p in options.outputs(out))
     summary = cluster.pansharpen_job(FLAGS.checkpoint, jobs, options, FLAGS.scheduler,
                                      FLAGS.workers)
     cluster.print_job_summary(summary)

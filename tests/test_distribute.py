@@ -100,6 +100,14 @@ def test_bad_strategy_settings_are_one_line_errors():
         distribute.parse_devices("/tpu:0")
     with pytest.raises(UserError, match="needs --strategy=mirrored"):
         train_lib.TrainConfig(data_dir="-", log_dir="-", devices=TWO_CPUS).validate()
+    # the same rule (training.config.check_strategy) for the flags and for the library call
+    with pytest.raises(UserError, match="needs --strategy=mirrored"):
+        distribute.build("multi_worker", TWO_CPUS, batch_size=2)
+    unknown = "--strategy must be one of default, mirrored, multi_worker, got 'ring'"
+    with pytest.raises(UserError, match=unknown):
+        distribute.build("ring", batch_size=2)
+    with pytest.raises(UserError, match=unknown):
+        train_lib.TrainConfig(data_dir="-", log_dir="-", strategy="ring").validate()
     with pytest.raises(UserError, match="needs TF_CONFIG"):
         os.environ.pop("TF_CONFIG", None)
         distribute.tf_config()

@@ -39,7 +39,7 @@ class EvalConfig:
     synthetic_size: int = 64
     seed: int = 0
     progress: str = "auto"
-    precision: str = precisions.FLOAT32  # dtype of SIPSA-Net's convolutions (sipsa_tf.core.precision)
+    precision: str = precisions.FLOAT32  # SIPSA-Net's convolutions (sipsa_tf.core.precision)
 
 
 def run(config, stdout=None):
@@ -59,7 +59,7 @@ def run(config, stdout=None):
                               % (", ".join(bad) or "(none)", ", ".join(PROTOCOLS)))
     precisions.check_name(config.precision)
     notes = ["command: `%s`" % config.command] if config.command else []
-    if config.precision != "float32":
+    if config.precision != precisions.FLOAT32:
         notes.append("SIPSA-Net precision: %s (docs/design.md, \"Precision\")" % config.precision)
     if config.split:
         from sipsa_tf import supervised

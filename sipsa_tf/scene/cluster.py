@@ -157,8 +157,7 @@ def pansharpen_on_cluster(client, checkpoint, jobs, options=None, in_flight=None
     if len(jobs) > 1 and (options.aligned_out or options.preview):
         raise SceneError("--aligned_out and --preview need a single scene, not --pairs")
     for pan_path, ms_path, out_path in jobs:
-        _check_outputs([p for p in (out_path, options.aligned_out, options.preview) if p],
-                       (pan_path, ms_path))
+        _check_outputs(options.outputs(out_path), (pan_path, ms_path))
     checkpoint = checkpoints.resolve(checkpoint)
     scenes = []
     for pan_path, ms_path, out_path in jobs:  # every scene checked before anything runs

@@ -74,6 +74,11 @@ class SceneOptions:
     progress: str = "auto"
     precision: str = precisions.FLOAT32
 
+    def outputs(self, out_path):
+        """The files a scene with output ``out_path`` writes: it, then the aligned MS and the
+        preview where asked for."""
+        return [p for p in (out_path, self.aligned_out, self.preview) if p]
+
     def validate(self):
         """Raises SceneError for option values that cannot work."""
         precisions.check_name(self.precision)

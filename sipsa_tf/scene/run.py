@@ -67,7 +67,6 @@ class _Preview:
         """Puts a :meth:`part` into the preview."""
         self.image[py:py + part.shape[0], px:px + part.shape[1]] = part
 
-
     def write(self):
         from PIL import Image
         out = np.zeros(self.image.shape, np.uint8)
@@ -120,8 +119,7 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
     """
     options = options or SceneOptions()
     options.validate()
-    _check_outputs([p for p in (out_path, options.aligned_out, options.preview) if p],
-                   (pan_path, ms_path))
+    _check_outputs(options.outputs(out_path), (pan_path, ms_path))
     with geotiff.Raster(pan_path) as pan, geotiff.Raster(ms_path) as ms:
         inputs = check_inputs(pan, ms, options)
         own_model = tile_model is None
@@ -170,7 +168,7 @@ class SceneWriter:
     def __init__(self, pan, out_path, options, inputs):
         _, bits, nodata = inputs
         out_dtype = pan.dtype if options.out_type == "native" else np.float32
-        self.outputs = [p for p in (out_path, options.aligned_out, options.preview) if p]
+        self.outputs = options.outputs(out_path)
         self.encode = _Encoder(bits, out_dtype, nodata)
         self._sinks = _open_sinks(pan, (out_path, options.aligned_out), out_dtype,
                                   options.tile, nodata)

@@ -16,6 +16,14 @@ STRATEGIES = ("default", "mirrored", "multi_worker")  # --strategy (training/dis
 OBJECTIVES = {"original": LOSS_TERMS, "wald": ("loss",)}  # objective -> its loss terms
 
 
+def check_strategy(name, devices=None):
+    """Raises UserError for an unknown ``--strategy`` or ``--devices`` without ``mirrored``."""
+    if name not in STRATEGIES:
+        raise UserError("--strategy must be one of %s, got %r" % (", ".join(STRATEGIES), name))
+    if devices and name != "mirrored":
+        raise UserError("--devices needs --strategy=mirrored")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Every setting of a training run; field names are the command-line flag names.
@@ -82,6 +90,11 @@ class TrainConfig:
         return OBJECTIVES[self.objective]
 
     @property
+    def input_names(self):
+        """The tensors of a training batch, in the dataset's order."""
+        return ("ms", "pan", "target") if self.objective == "wald" else ("ms", "pan")
+
+    @property
     def boundary(self):
         """The global step after which lr and wd drop by lr_decay."""
         if self.lr_boundary >= 0:
@@ -116,11 +129,7 @@ class TrainConfig:
         for name in ("synthetic_fraction", "edge_weight"):
             if getattr(self, name) > 0 and self.objective != "wald":
                 raise UserError("--%s needs --objective=wald" % name)
-        if self.strategy not in STRATEGIES:
-            raise UserError("--strategy must be one of %s, got %r"
-                            % (", ".join(STRATEGIES), self.strategy))
-        if self.devices and self.strategy != "mirrored":
-            raise UserError("--devices needs --strategy=mirrored")
+        check_strategy(self.strategy, self.devices)
         policy = precisions.Policy(self.precision, warn=False)  # checks the name
         if policy.loss_scaling and self.strategy != "default":
             raise UserError("--precision=float16 (loss scaling) needs --strategy=default")

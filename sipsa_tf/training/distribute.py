@@ -30,7 +30,7 @@ import re
 import tensorflow as tf
 
 from sipsa_tf.errors import UserError
-from sipsa_tf.training.config import STRATEGIES
+from sipsa_tf.training.config import check_strategy
 
 
 @dataclasses.dataclass
@@ -115,8 +115,7 @@ def build(name, devices="", batch_size=None):
     Raises:
         UserError: unknown strategy, bad devices or TF_CONFIG, a batch that does not split.
     """
-    if name not in STRATEGIES:
-        raise UserError("--strategy must be one of %s, got %r" % (", ".join(STRATEGIES), name))
+    check_strategy(name, devices)
     if name == "default":
         return None
     if name == "mirrored":
@@ -128,9 +127,6 @@ def build(name, devices="", batch_size=None):
         cpus = 1 + max([int(d.split(":")[1]) for d in listed if d.startswith("/cpu")] + [0])
         return Replicas(tf.compat.v1.distribute.MirroredStrategy(listed), len(listed),
                         cpus=cpus)
-    if devices:
-        raise UserError("--devices is for --strategy=mirrored; multi_worker uses each "
-                        "worker's GPUs (or its CPU)")
     cluster, kind, index = tf_config()
     strategy = tf.compat.v1.distribute.experimental.MultiWorkerMirroredStrategy()
     _check_split(batch_size, strategy.num_replicas_in_sync, name)

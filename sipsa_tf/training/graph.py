@@ -119,7 +119,7 @@ class TrainGraph:
         """The one-device graph (``--strategy=default``): feedable inputs, one AdamW step."""
         optimizer = self._schedule(config)
         self.iterator = None
-        names = ("ms", "pan", "target") if config.objective == "wald" else ("ms", "pan")
+        names = config.input_names
         channels = {"ms": 3, "pan": 1, "target": 3}
         batch = [None] * len(names)
         if dataset_fn is not None:
@@ -150,7 +150,7 @@ class TrainGraph:
         if dataset_fn is None:
             raise ValueError("a replicated TrainGraph needs a dataset_fn")
         strategy, count = self.replicas.strategy, self.replicas.count
-        names = ("ms", "pan", "target") if config.objective == "wald" else ("ms", "pan")
+        names = config.input_names
         with strategy.scope():
             optimizer = self._schedule(
                 config, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
