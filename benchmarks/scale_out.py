@@ -30,6 +30,9 @@ from absl import app, flags
 
 from sipsa_tf.constants import BUNDLED_CHECKPOINT  # no TensorFlow import
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scene_speed import _inputs, _write_pair  # noqa: E402  (the same synthetic image pairs)
+
 flags.DEFINE_enum("part", "both", ["both", "train", "scene"], "What to measure.")
 flags.DEFINE_integer("batch_size", 4, "Training: global batch (split over the replicas).")
 flags.DEFINE_integer("ms_patch", 32, "Training: MS crop size (PAN is 4x).")
@@ -53,7 +56,7 @@ def measure_training(devices, batch_size, ms_patch, steps, warmup):
     import tensorflow as tf
     from sipsa_tf import train_lib
     tf.compat.v1.disable_v2_behavior()
-    crops = [_inputs(ms_patch, seed) for seed in range(batch_size)]
+    crops = [_inputs(4 * ms_patch, seed) for seed in range(batch_size)]
     ms_batch = np.stack([ms for ms, _ in crops])
     pan_batch = np.stack([pan for _, pan in crops])[..., None]
     config = train_lib.TrainConfig(data_dir="-", log_dir="-", batch_size=batch_size,
@@ -104,24 +107,6 @@ def train_part():
             r["step_rss_mb"], r["step_rss_mb"] / r["replicas"]))
 
 
-def _inputs(ms_size, seed=0):
-    """A smooth-ish MS (ms_size^2, 3 bands) and its PAN (4x), float32 in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    ms = rng.random((ms_size, ms_size, 3), np.float32)
-    pan = (np.kron(ms.mean(axis=2), np.ones((4, 4), np.float32)) * 0.7
-           + 0.3 * rng.random((4 * ms_size, 4 * ms_size), np.float32))
-    return ms, pan
-
-
-def _scene_pair(directory, n):
-    import tifffile
-    ms, pan = _inputs(n // 4)
-    pan_path, ms_path = os.path.join(directory, "pan.tif"), os.path.join(directory, "ms.tif")
-    tifffile.imwrite(pan_path, np.rint(pan * 2047).astype(np.uint16))
-    tifffile.imwrite(ms_path, np.rint(ms * 2047).astype(np.uint16), photometric="rgb")
-    return pan_path, ms_path
-
-
 def scene_part():
     import dataclasses
     from sipsa_tf import scene
@@ -130,7 +115,7 @@ def scene_part():
     checkpoint = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               BUNDLED_CHECKPOINT)
     with tempfile.TemporaryDirectory() as tmp:
-        pan_path, ms_path = _scene_pair(tmp, n)
+        pan_path, ms_path = _write_pair(tmp, n)
         options = scene.SceneOptions(tile=FLAGS.tile, progress="off")
         rows = []
         start = time.perf_counter()
