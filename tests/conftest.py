@@ -177,7 +177,7 @@ def assert_one_line_error(result, *needles):
     return lines[0]
 
 
-def write_random_checkpoint(prefix, seed=3, gain=1.0):
+def write_random_checkpoint(prefix, seed=3, gain=1.0, corner=1.0, out_scale=1.0):
     """Saves the original's random initialisation (graph seed ``seed``) as a checkpoint.
 
     Args:
@@ -185,14 +185,28 @@ def write_random_checkpoint(prefix, seed=3, gain=1.0):
         seed: the graph seed of the initialisation.
         gain: factor applied to every convolution kernel (``w_conv*``); a gain above 1 makes
             the random network's response strong enough for tile seams to show.
+        corner: further factor on the first tap (offset (-(k-1)/2, -(k-1)/2)) of every k x k
+            kernel with k > 1. Above 1 it favours the path that reads, at every layer, the pixel
+            farthest up and left, so an output pixel depends strongly on the pixels at the far
+            edge of the receptive field (a large far-field response).
+        out_scale: factor on the two 1 x 1 convolutions that give the output and the aligned MS
+            (``w_conv29``, ``w_conv17``), to keep a strong network's output inside [0, 1].
 
     Returns:
         prefix.
     """
     from sipsa_tf import adapt  # here, so that test files without TensorFlow load fast
     weights = adapt.initial_weights(None, seed=seed)
-    return adapt.save_weights({name: value * np.float32(gain) if "w_conv" in name else value
-                               for name, value in weights.items()}, prefix)
+    for name, value in weights.items():
+        if "w_conv" not in name:
+            continue
+        value = value * np.float32(gain)
+        if value.shape[0] > 1:
+            value[0, 0] *= np.float32(corner)
+        if name.endswith(("w_conv17", "w_conv29")):
+            value = value * np.float32(out_scale)
+        weights[name] = value
+    return adapt.save_weights(weights, prefix)
 
 
 @pytest.fixture(scope="session")
