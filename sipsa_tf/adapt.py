@@ -204,7 +204,7 @@ class _AdaptGraph:
         else:
             checkpoints.check_variables(source, self.variables)
             with self.graph.as_default():  # the Saver would otherwise act eagerly in TF2
-                self.saver.restore(session, source)
+                checkpoints.restore_with(session, self.saver, source)
         return _read(session, self.variables)
 
 

@@ -65,6 +65,10 @@ def resolve(path):
         if candidate and os.path.exists(candidate + ".index"):
             return candidate
         indexes = glob.glob(os.path.join(path, "*.index"))
+        shards = sorted(glob.glob(os.path.join(path, "*.data-*-of-*")))
+        if not indexes and shards:
+            raise corrupt(shards[0].rsplit(".data-", 1)[0], "no .index file beside %s"
+                          % os.path.basename(shards[0]))
         if not indexes:
             raise CheckpointError("%s: no checkpoint found (no *.index file in this directory)"
                                   % path)
@@ -74,16 +78,80 @@ def resolve(path):
         return path
     if path.endswith(".index") and os.path.exists(path):
         return path[:-len(".index")]
+    shards = sorted(glob.glob(glob.escape(path) + ".data-*-of-*"))
+    if shards:
+        raise corrupt(path, "no .index file beside %s" % os.path.basename(shards[0]))
     raise CheckpointError("%s: no checkpoint found (expected %s.index or a directory)"
                           % (path, path))
 
 
+def corrupt(prefix, reason):
+    """The CheckpointError of a checkpoint whose files cannot be read (one line, naming
+    ``prefix``): ``<prefix>: checkpoint data is truncated or corrupt (<reason>)``.
+
+    Args:
+        prefix: the checkpoint prefix.
+        reason: what was found, or the reading error (an exception: its first line).
+    """
+    if isinstance(reason, BaseException):
+        reason = "%s: %s" % (type(reason).__name__, _first_line(
+            getattr(reason, "message", None) or str(reason)))
+    return CheckpointError("%s: checkpoint data is truncated or corrupt (%s)" % (prefix, reason))
+
+
+_NOISE = ("Graph execution error", "Detected at node", "File ", "Node:", "[[")
+
+
+def _first_line(text):
+    """The first line of a TensorFlow error message that says what went wrong (graph-mode
+    errors wrap it in lines naming the node and where it was defined)."""
+    lines = [line.strip() for line in text.split("\n")]
+    useful = [line for line in lines if line and not line.startswith(_NOISE)]
+    return (useful or lines or [""])[0]
+
+
 def read_shapes(prefix):
-    """{variable name: shape list} stored in a checkpoint."""
+    """{variable name: shape list} stored in a checkpoint.
+
+    Raises:
+        CheckpointError: the index cannot be read (:func:`corrupt`).
+    """
     try:
         return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
-    except Exception as err:  # corrupt or unreadable files
-        raise CheckpointError("%s: unreadable checkpoint (%s)" % (prefix, str(err).split("\n")[0]))
+    except (tf.errors.OpError, ValueError) as err:  # truncated, corrupt or missing files
+        raise corrupt(prefix, err) from None
+
+
+def missing_data(prefix):
+    """What is missing of ``prefix``'s data shards (``.data-NNNNN-of-MMMMM``): None when every
+    shard named by the first one's count exists, else a short description."""
+    shards = sorted(glob.glob(glob.escape(prefix) + ".data-*-of-*"))
+    if not shards:
+        return "no data file beside %s.index" % os.path.basename(prefix)
+    match = re.search(r"-of-(\d+)$", shards[0])
+    count = int(match.group(1)) if match else 0
+    expected = ["%s.data-%05d-of-%05d" % (prefix, i, count) for i in range(count)]
+    absent = [p for p in expected if not os.path.exists(p)]
+    if count == 0 or absent:
+        return "missing %s" % (os.path.basename(absent[0]) if absent else shards[0])
+    return None
+
+
+def restore_with(session, saver, prefix):
+    """``saver.restore(session, prefix)``, with unreadable data as one :func:`corrupt` error.
+
+    The one place where the package restores a checkpoint's values (inference, scene tiles,
+    test images, evaluation, adaptation, the trainer's resume and warm start): a data file that
+    is truncated, corrupt or missing raises CheckpointError instead of TensorFlow's
+    ``OutOfRangeError`` / ``DataLossError`` / ``NotFoundError`` traceback.
+    """
+    missing = missing_data(prefix)
+    if missing:
+        raise corrupt(prefix, missing)
+    try:
+        saver.restore(session, prefix)
+    except (tf.errors.OutOfRangeError, tf.errors.DataLossError, tf.errors.NotFoundError) as err:
+        raise corrupt(prefix, err) from None
 
 
 def check_variables(prefix, variables):
@@ -116,4 +184,4 @@ def restore(session, prefix, variables):
     """Checks, then restores ``variables`` by name from ``prefix`` (other entries are ignored)."""
     check_variables(prefix, variables)
     saver = tf.compat.v1.train.Saver(var_list={v.op.name: v for v in variables})
-    saver.restore(session, prefix)
+    restore_with(session, saver, prefix)

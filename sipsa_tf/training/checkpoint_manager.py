@@ -81,15 +81,7 @@ class CheckpointManager:
     @staticmethod
     def is_complete(prefix):
         """True if the index, every data shard and every tensor of ``prefix`` can be read."""
-        if not os.path.exists(prefix + ".index"):
-            return False
-        shards = glob.glob(glob.escape(prefix) + ".data-*-of-*")
-        if not shards:
-            return False
-        match = re.search(r"-of-(\d+)$", shards[0])
-        count = int(match.group(1)) if match else 0
-        expected = ["%s.data-%05d-of-%05d" % (prefix, i, count) for i in range(count)]
-        if count == 0 or not all(os.path.exists(p) for p in expected):
+        if not os.path.exists(prefix + ".index") or checkpoints.missing_data(prefix):
             return False
         try:
             reader = tf.train.load_checkpoint(prefix)

@@ -217,7 +217,8 @@ class TrainGraph:
         """
         checkpoints.check_variables(prefix, self._warm_start_variables[bool(include_optimizer)])
         with self.graph.as_default():
-            self._warm_start_savers[bool(include_optimizer)].restore(session, prefix)
+            checkpoints.restore_with(session, self._warm_start_savers[bool(include_optimizer)],
+                                     prefix)
         self._sync(session)
 
     def save(self, session, prefix):
@@ -228,7 +229,7 @@ class TrainGraph:
     def restore(self, session, prefix):
         """Restores every variable from a checkpoint written by :meth:`save`."""
         with self.graph.as_default():
-            self.saver.restore(session, prefix)
+            checkpoints.restore_with(session, self.saver, prefix)
         self._sync(session)
 
     def _sync(self, session):
