@@ -94,7 +94,7 @@ def corrupt(prefix, reason):
         reason: what was found, or the reading error (an exception: its first line).
     """
     if isinstance(reason, BaseException):
-        reason = "%s: %s" % (type(reason).__name__, _first_line(
+        reason = "%s: %s" % (type(reason).__name__, error_line(
             getattr(reason, "message", None) or str(reason)))
     return CheckpointError("%s: checkpoint data is truncated or corrupt (%s)" % (prefix, reason))
 
@@ -102,7 +102,7 @@ def corrupt(prefix, reason):
 _NOISE = ("Graph execution error", "Detected at node", "File ", "Node:", "[[")
 
 
-def _first_line(text):
+def error_line(text):
     """The first line of a TensorFlow error message that says what went wrong (graph-mode
     errors wrap it in lines naming the node and where it was defined)."""
     lines = [line.strip() for line in text.split("\n")]

@@ -99,3 +99,87 @@ def test_tools_say_one_line_and_write_nothing(random_checkpoint, scene_pair, tes
     assert_one_line_error(result, "error: %s: %s (" % (prefix, CORRUPT))
     assert not os.path.exists(out)
     assert sorted(os.listdir(tmp_path)) == ["ckpt"]  # no temporary file either
+
+
+# ---------------------------------------------------------------- a full disk
+
+def _mount_tmpfs(path, size):
+    """Mounts a tmpfs of ``size`` bytes at ``path``; False where mounting is not allowed."""
+    import subprocess
+    mount = shutil.which("mount")
+    if mount is None or os.geteuid() != 0:
+        return False
+    os.makedirs(path, exist_ok=True)
+    done = subprocess.run([mount, "-t", "tmpfs", "-o", "size=%d" % size, "tmpfs", path],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def _unmount(path):
+    import subprocess
+    subprocess.run(["umount", path], capture_output=True, check=False)
+
+
+def test_full_disk_during_a_trainer_save(tmp_path, monkeypatch):
+    """Checkpoints go to a folder with room for one checkpoint, not two: a tmpfs made here where
+    the test may mount one (root, mount allowed), otherwise a patched writer that writes part of
+    a TensorFlow ``.tempstate`` file and then fails as TensorFlow does on a full disk
+    (ResourceExhaustedError, 'No space left on device'). The second save fails with one line
+    naming the last complete checkpoint, nothing of the failed save is left, and a rerun with
+    room resumes from that checkpoint."""
+    import io
+    import tensorflow as tf
+    from sipsa_tf import train_lib
+    from sipsa_tf.cli import common as cli
+    from sipsa_tf.training import graph as training_graph
+    scenes = synthetic.generate(str(tmp_path / "scenes"), seed=5, n_train=1, n_road=0,
+                                n_test=0, ms_size=16)
+    ckpt_dir = str(tmp_path / "ckpt")
+    settings = dict(data_dir=scenes, log_dir=str(tmp_path / "log"), checkpoint_dir=ckpt_dir,
+                    batch_size=1, ms_patch=8, crops_per_image=1, readers=1, shuffle_buffer=2,
+                    iters_per_epoch=1, keep_checkpoints=0, threads=1, progress="off")
+    quiet = dict(stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
+    # the size of one checkpoint, from a run elsewhere
+    first = train_lib.train(train_lib.TrainConfig(**dict(
+        settings, checkpoint_dir=str(tmp_path / "sizing"), log_dir=str(tmp_path / "sizing"),
+        max_steps=1)), **quiet)
+    size = sum(os.path.getsize(p) for p in glob.glob(first["checkpoint"] + ".*"))
+    mounted = _mount_tmpfs(ckpt_dir, size * 3 // 2 + 64 * 1024)
+    try:
+        if not mounted:  # the patched writer
+            save = training_graph.TrainGraph.save
+
+            def failing_save(self, session, prefix):
+                if prefix.endswith("-2"):
+                    with open(prefix + ".data-00000-of-00001.tempstate123", "wb") as f:
+                        f.write(b"\0" * 1000)
+                    raise tf.errors.ResourceExhaustedError(
+                        None, None, prefix + ".data-00000-of-00001.tempstate123; "
+                        "No space left on device")
+                return save(self, session, prefix)
+
+            monkeypatch.setattr(training_graph.TrainGraph, "save", failing_save)
+        stream = io.StringIO()
+        code = cli.guarded(lambda: train_lib.train(train_lib.TrainConfig(
+            **dict(settings, max_steps=2)), **quiet), stream=stream)
+        lines = stream.getvalue().splitlines()
+        assert code == 1 and len(lines) == 1, lines
+        last = os.path.join(ckpt_dir, "model.ckpt-1")
+        assert lines[0].startswith("error: " + os.path.join(ckpt_dir, "model.ckpt-2")), lines
+        assert "No space left on device" in lines[0]
+        assert lines[0].endswith("the last complete checkpoint is %s" % last), lines
+        left = sorted(n for n in os.listdir(ckpt_dir) if "ckpt" in n)
+        assert left == ["model.ckpt-1.data-00000-of-00001", "model.ckpt-1.index"], left
+        # room again: the rerun resumes from step 1
+        if mounted:  # the same tmpfs, grown (its files stay)
+            import subprocess
+            subprocess.run(["mount", "-o", "remount,size=%d" % (8 * size), ckpt_dir],
+                           check=True, capture_output=True)
+        else:
+            monkeypatch.setattr(training_graph.TrainGraph, "save", save)
+        history = train_lib.train(train_lib.TrainConfig(**dict(settings, max_steps=2)), **quiet)
+        assert history["resumed_from"] == last and history["step"] == 2
+        print("full disk made by", "a tmpfs" if mounted else "a patched writer")
+    finally:
+        if mounted:
+            _unmount(ckpt_dir)

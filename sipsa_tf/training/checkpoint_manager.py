@@ -18,6 +18,11 @@ TEMP_MARK = ".tmp-"
 STATE_FILE = checkpoints.STATE_FILE
 
 
+class SaveError(OSError):
+    """A checkpoint that could not be written (full disk, I/O error); the message names the last
+    complete checkpoint, from which the next run resumes."""
+
+
 class CheckpointManager:
     """Atomic ``model.ckpt-<step>`` checkpoints in one directory, with a ``checkpoint`` file.
 
@@ -103,6 +108,18 @@ class CheckpointManager:
                 return prefix
         return None
 
+    def _failed(self, step, tmp, final, err):
+        """Removes what the failed save of ``step`` wrote (its temporary files, TensorFlow's
+        ``.tempstate`` files among them, and data renamed before the index) and raises
+        :class:`SaveError` naming the last complete checkpoint."""
+        for path in glob.glob(glob.escape(tmp) + ".*") + glob.glob(glob.escape(final) + ".*"):
+            files.remove(path)
+        last = self.latest()
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else (
+            checkpoints.error_line(getattr(err, "message", None) or str(err)))
+        raise SaveError("%s: checkpoint of step %d not saved (%s); the last complete checkpoint "
+                        "is %s" % (final, step, reason, last or "none")) from None
+
     def _read_state(self):
         return checkpoints.read_state(self.directory)
 
@@ -125,10 +142,13 @@ class CheckpointManager:
         final = self.prefix(step)
         if not self.is_complete(final):
             tmp = os.path.join(self.directory, "%s%s-%d" % (TEMP_MARK, CHECKPOINT_BASENAME, step))
-            save_fn(tmp)
-            for path in glob.glob(glob.escape(tmp) + ".data-*"):
-                os.replace(path, final + path[len(tmp):])
-            os.replace(tmp + ".index", final + ".index")
+            try:
+                save_fn(tmp)
+                for path in glob.glob(glob.escape(tmp) + ".data-*"):
+                    os.replace(path, final + path[len(tmp):])
+                os.replace(tmp + ".index", final + ".index")
+            except (tf.errors.OpError, OSError) as err:
+                self._failed(step, tmp, final, err)
         steps = [s for s in self.all_steps() if s <= step]
         kept = steps[-self.keep:] if self.keep > 0 else steps
         self._write_state(final, [self.prefix(s) for s in kept])
