@@ -82,3 +82,24 @@ pansharpen: $(INSTALL_DEP)
 	  --pan=$(PAN) --ms=$(MS) --out=$(OUT) $(FLAGS)
 
 -include docker/docker.mk
+
+# make test-cpu-matrix  the numerics-sensitive tests (fixture fidelity, tiled == whole, precision,
+#                   Dask == single process) under each oneDNN ISA cap this CPU can emulate and with
+#                   oneDNN off, each with XLA on and off (the FAM's jit_scope; clustering fuel 0
+#                   compiles nothing). Noise floors measured this way: docs/design.md, "Numerical
+#                   noise". Not in .ci/run: 8 runs of ~2 min exceed its time budget.
+NUMERICS_TESTS ?= tests/test_fixture.py tests/test_precision.py tests/test_scene_cluster.py \
+  "tests/test_scene.py::test_tiled_equals_whole_image" \
+  "tests/test_scene.py::test_a_halo_below_the_receptive_field_shows"
+CPU_MATRIX ?= ONEDNN_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX512_CORE \
+  ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX TF_ENABLE_ONEDNN_OPTS=0
+XLA_MATRIX ?= on off
+.PHONY: test-cpu-matrix
+
+test-cpu-matrix: $(INSTALL_DEP)
+	@set -e; for cpu in $(CPU_MATRIX); do for xla in $(XLA_MATRIX); do \
+	  echo "== $$cpu, XLA $$xla"; \
+	  env $$cpu \
+	    TF_XLA_FLAGS="$$( [ $$xla = off ] && echo --tf_xla_clustering_fuel=0 )" \
+	    $(PY) -m pytest -q -p no:cacheprovider $(NUMERICS_TESTS); \
+	done; done

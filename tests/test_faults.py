@@ -183,3 +183,38 @@ def test_full_disk_during_a_trainer_save(tmp_path, monkeypatch):
     finally:
         if mounted:
             _unmount(ckpt_dir)
+
+
+def test_full_disk_during_an_evaluation_write(tmp_path, monkeypatch):
+    """A patched writer: the temporary file of results.csv gets half its bytes, then the write
+    fails with ENOSPC as on a full disk (the panels before it are written). One line naming
+    results.csv and the last complete output (a panel), exit 1, no temporary file left."""
+    import errno
+    import io
+    from sipsa_tf import evaluate_lib as ev
+    from sipsa_tf.cli import common as cli
+    from sipsa_tf.evaluation import reports
+    from sipsa_tf.utils import files
+    write_bytes = files.write_bytes
+
+    def full_disk(path, payload):
+        if os.path.basename(path) != "results.csv":
+            return write_bytes(path, payload)
+        with files.atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(payload[:len(payload) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp)
+
+    monkeypatch.setattr(reports.files, "write_bytes", full_disk)
+    out = str(tmp_path / "out")
+    config = ev.EvalConfig(out_dir=out, data_dir=str(tmp_path / "absent"), auto_data=True,
+                           n_synthetic=1, synthetic_size=24, methods=("nearest", "brovey"),
+                           panel_crop=32, progress="off")
+    stream = io.StringIO()
+    code = cli.guarded(lambda: ev.run(config, stdout=open(os.devnull, "w")), stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert code == 1 and len(lines) == 1, lines
+    written = sorted(os.listdir(out))
+    assert written and all(n.startswith("panel_") and n.endswith(".png") for n in written), written
+    assert lines[0].startswith("error: %s: not written (No space left on device; the last "
+                               "complete output is %s" % (os.path.join(out, "results.csv"), out)), lines

@@ -14,6 +14,7 @@ from sipsa_tf.evaluation.protocols import PROTOCOLS, evaluate
 from sipsa_tf.evaluation.reports import atomic_write, markdown_report, write_csv
 from sipsa_tf.evaluation.scenes import (DEFAULT_MAX_PAN, EvaluationError, Scene, load_scenes,
                                         synthetic_scenes)
+from sipsa_tf.utils import files
 
 
 @dataclasses.dataclass
@@ -97,6 +98,10 @@ def run(config, stdout=None):
         report = markdown_report(rows, scenes, methods, config.protocols, notes)
         paths["results.md"] = atomic_write(os.path.join(config.out_dir, "results.md"),
                                             report.encode("utf-8"))
+    except files.WriteError as err:
+        last = list(paths.values())[-1] if paths else None
+        raise files.WriteError(err.path, "%s; the last complete output is %s"
+                               % (err.reason, last or "none")) from None
     finally:
         methods.close()
     print(report, file=stdout)

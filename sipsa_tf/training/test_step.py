@@ -23,13 +23,14 @@ A table per image (CSV and Markdown) with the averages as last row is written be
 import collections
 import csv
 import datetime
+import io
 import os
 
 import numpy as np
 
 from sipsa_tf import data
 from sipsa_tf.constants import SCALE
-from sipsa_tf.utils import display
+from sipsa_tf.utils import display, files as atomic
 
 STRETCH_PERCENTILES = display.STRETCH_PERCENTILES
 STRETCH_EPS = 1.0 / 2 ** 10
@@ -157,7 +158,8 @@ def _panel(ms8, pan8, aligned8, out8):
 
 def _save_png(array, path):
     from PIL import Image
-    Image.fromarray(array).save(path)
+    with atomic.atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
     return path
 
 
@@ -232,17 +234,17 @@ def write_tables(rows, mean_x, mean_o, base):
         value = row[col]
         return ("%.*f" % (digits, value)) if col in METRIC_COLUMNS else str(value)
 
-    with open(base + ".csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows + [average]:
-            writer.writerow([cell(row, c, 6) for c in columns])
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(columns)
+    for row in rows + [average]:
+        writer.writerow([cell(row, c, 6) for c in columns])
+    atomic.write_text(base + ".csv", table.getvalue())
     header = ("| image | MS | PAN | cropped | ERGAS | SCC | Q | QNR | SCC2 (aligned) |\n"
               "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
-    with open(base + ".md", "w", encoding="utf-8") as f:
-        f.write(header)
-        for row in rows + [average]:
-            f.write("| " + " | ".join(cell(row, c, 4) for c in columns) + " |\n")
+    atomic.write_text(base + ".md", header + "".join(
+        "| " + " | ".join(cell(row, c, 4) for c in columns) + " |\n"
+        for row in rows + [average]))
     return [base + ".csv", base + ".md"]
 
 

@@ -6,11 +6,24 @@ ordinary ``open(path, "w")`` would give, ``0o666 & ~umask`` (directories ``0o777
 that outputs are readable by the other users and tools a shared server's umask allows.
 """
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 
 TEMP_SUFFIX = ".part"
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+class WriteError(OSError):
+    """An output that could not be written for lack of space (full disk or quota); the message
+    names the output. ``path`` is that output, ``reason`` what went wrong."""
+
+    def __init__(self, path, reason):
+        super().__init__("%s: not written (%s)" % (path, reason))
+        self.path, self.reason = path, reason
 
 
 def current_umask():
@@ -97,6 +110,10 @@ def atomic_paths(*paths):
         yield tuple(temporaries)
         for tmp, path in zip(temporaries, paths):
             os.replace(tmp, path)
+    except OSError as err:
+        if err.errno in FULL_DISK and not isinstance(err, WriteError):
+            raise WriteError(", ".join(paths), os.strerror(err.errno)) from None
+        raise
     finally:
         for tmp in temporaries:
             remove(tmp)
