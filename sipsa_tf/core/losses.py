@@ -199,6 +199,44 @@ def supervised_l1(output, target, edge_weight=0.0):
     return {"loss": l1 + edge_weight * excess, "l1": l1, "edge_excess": excess}
 
 
-def supervised_terms(edge_weight=0.0):
-    """The keys :func:`supervised_l1` returns, in log order (``loss`` first)."""
+def supervised_terms(edge_weight=0.0, align_weight=0.0):
+    """The keys :func:`supervised_l1` (and :func:`with_alignment`) return, in log order
+    (``loss`` first)."""
+    if align_weight > 0:
+        return supervised_terms(edge_weight) + (("l1",) if edge_weight <= 0 else ()) + (
+            "align_epe",)
     return ("loss",) if edge_weight <= 0 else ("loss", "l1", "edge_excess")
+
+
+def alignment_epe(displacement, truth):
+    """Mean end-point error of the FAM's soft displacement against a known displacement.
+
+    Args:
+        displacement: (B, h, w, 2) soft displacement D in MS pixels
+            (:func:`sipsa_tf.core.ops.fam_displacement`).
+        truth: (B, h, w, 2) where each pixel's content lies in the MS, MS pixels.
+
+    Returns:
+        scalar float32 >= 0: mean over pixels of sqrt(|D - truth|^2 + 1e-8) (the floor keeps
+        the gradient finite where D equals the truth; the value there is 1e-4).
+    """
+    return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(displacement - truth), axis=-1)
+                                  + 1e-8))
+
+
+def with_alignment(terms, displacement, truth, weight):
+    """Adds ``weight`` x :func:`alignment_epe` to a supervised objective's terms.
+
+    Args:
+        terms: the dict of :func:`supervised_l1`.
+        displacement, truth: as :func:`alignment_epe`.
+        weight: > 0.
+
+    Returns:
+        dict with ``loss`` (the sum), ``l1`` (and ``edge_excess`` if present) and ``align_epe``.
+    """
+    out = dict(terms)
+    out.setdefault("l1", terms["loss"])
+    out["align_epe"] = alignment_epe(displacement, truth)
+    out["loss"] = terms["loss"] + weight * out["align_epe"]
+    return out
