@@ -91,6 +91,10 @@ def _define_flags():
     flags.DEFINE_float("align_weight", d.align_weight, "Wald: weight of the feature alignment "
                        "module's end-point error against the crops' known MS displacement "
                        "(docs/training.md, 'The feature alignment module'). 0: no such term.")
+    flags.DEFINE_enum("align_loss", d.align_loss, ["epe", "ce"], "The alignment term: epe, the "
+                      "end-point error of the FAM's soft displacement; ce, the cross-entropy of "
+                      "its 81 softmax weights against the known displacement's bilinear tap "
+                      "weights (keeps a gradient where the softmax has saturated).")
     flags.DEFINE_boolean("fam_reinit", d.fam_reinit, "After --init_checkpoint, re-initialise the "
                          "kernel branch (conv01-conv11: He-normal, residual convolutions x0.1, "
                          "zero biases). Names and shapes unchanged.")

@@ -75,7 +75,8 @@ class TrainConfig:
     # The feature alignment module (docs/training.md, "The feature alignment module"); the
     # defaults are the original's: no alignment term, no temperature, nothing re-initialised
     # or frozen, and the forward graph is the original's whatever these are.
-    align_weight: float = 0.0       # wald: weight of the FAM end-point error on known offsets
+    align_weight: float = 0.0       # wald: weight of the FAM alignment term on known offsets
+    align_loss: str = "epe"         # epe (of the soft displacement) or ce (over the 81 taps)
     fam_reinit: bool = False        # re-initialise the kernel branch after --init_checkpoint
     fam_temperature: float = 1.0    # FAM softmax temperature at step 0, annealed linearly ...
     fam_temperature_steps: int = 0  # ... to 1 at this global step (0: no temperature)
@@ -94,7 +95,8 @@ class TrainConfig:
     def loss_names(self):
         """The loss terms this run logs, ``loss`` first."""
         if self.objective == "wald":
-            return losses.supervised_terms(self.edge_weight, self.align_weight)
+            return losses.supervised_terms(self.edge_weight, self.align_weight,
+                                           self.align_loss)
         return OBJECTIVES[self.objective]
 
     @property
@@ -143,6 +145,9 @@ class TrainConfig:
             raise UserError("--edge_weight must be >= 0, got %s" % self.edge_weight)
         if self.align_weight < 0:
             raise UserError("--align_weight must be >= 0, got %s" % self.align_weight)
+        if self.align_loss not in losses.ALIGN_LOSSES:
+            raise UserError("--align_loss must be one of %s, got %r"
+                            % (", ".join(losses.ALIGN_LOSSES), self.align_loss))
         if not 1.0 <= self.fam_temperature <= 100.0:
             raise UserError("--fam_temperature must be in [1, 100], got %s"
                             % self.fam_temperature)

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from sipsa_tf import checkpoints
-from sipsa_tf.core import losses, model, network, ops, precision
+from sipsa_tf.core import losses, model, network, precision
 from sipsa_tf.session import make_session_config
 from sipsa_tf.training import distribute, test_step as test_images
 from sipsa_tf.training.optimizer import AdamWOptimizer, schedule
@@ -112,8 +112,8 @@ class TrainGraph:
         if self.config.objective == "wald":
             terms = losses.supervised_l1(fwd.output, batch["target"], self.config.edge_weight)
             if self.config.align_weight > 0:
-                terms = losses.with_alignment(terms, ops.fam_displacement(fwd.kernel),
-                                              batch["flow"], self.config.align_weight)
+                terms = losses.with_alignment(terms, fwd.kernel, batch["flow"],
+                                              self.config.align_weight, self.config.align_loss)
         else:
             terms = losses.sipsa_loss(
                 fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
