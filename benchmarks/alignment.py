@@ -85,20 +85,44 @@ def measure_synthetic(pansharpener, scenes, offsets, ms_size, seed=0, keep=None)
     return rows
 
 
-def displacement_panel(items):
-    """PIL image: per item (label, ms, pan, D) a row PAN | MS (nearest) | D coloured."""
+def displacement_panel(items, width=160):
+    """PIL image: per item (label, ms, pan, D) a row PAN | MS (nearest) | D coloured, each cut to
+    the same centred window (the smallest item's height, at most ``width`` PAN pixels wide),
+    and a colour key (D from -3 to 3 MS pixels on both axes; up is dy < 0)."""
     from sipsa_tf.evaluation import panels
+    height = min(min(pan.shape[0] for _, _, pan, _ in items), width)
+    up = lambda a: np.repeat(np.repeat(a, SCALE, 0), SCALE, 1)
+    byte = lambda a: (255 * np.clip(a, 0, 1)).astype(np.uint8)
+
+    def window(a):
+        y0 = (a.shape[0] - height) // 2 // SCALE * SCALE
+        w = min(width, a.shape[1])
+        x0 = (a.shape[1] - w) // 2 // SCALE * SCALE
+        out = np.ones((height, width) + a.shape[2:], a.dtype)
+        out[:, :w] = a[y0:y0 + height, x0:x0 + w]
+        return out
+
+    grid = np.linspace(-3, 3, height)
+    key = alignment.flow_colours(np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1))
+    key = np.pad(key, ((0, 0), (0, width - height), (0, 0)), constant_values=1.0)
     tiles, labels = [], []
     for label, ms, pan, disp in items:
-        up = lambda a: np.repeat(np.repeat(a, SCALE, 0), SCALE, 1)
         lo, hi = np.percentile(ms, 2, axis=(0, 1)), np.percentile(ms, 98, axis=(0, 1))
         plo, phi = np.percentile(pan, 2), np.percentile(pan, 98)
-        byte = lambda a: (255 * np.clip(a, 0, 1)).astype(np.uint8)
-        tiles.append([byte((pan - plo) / (phi - plo + 1e-12)),
-                      byte((up(ms) - lo) / (hi - lo + 1e-12)),
-                      byte(up(alignment.flow_colours(disp)))])
-        labels.append(["PAN (%s)" % label, "MS", "FAM displacement D"])
+        tiles.append([byte(window((pan - plo) / (phi - plo + 1e-12))),
+                      byte(window((up(ms) - lo) / (hi - lo + 1e-12))),
+                      byte(window(up(alignment.flow_colours(disp)))), byte(key)])
+        labels.append([label, "MS", "FAM displacement D", "key: D in [-3, 3]"])
     return panels.labelled_grid(tiles, labels)
+
+
+def checkpoint_label(checkpoint):
+    """A checkpoint's short name: its folder, with the step for a ``model.ckpt-N`` prefix."""
+    path = os.path.normpath(checkpoint)
+    base = os.path.basename(path)
+    if base.startswith("model.ckpt-"):
+        return "%s-%s" % (os.path.basename(os.path.dirname(path)), base.rsplit("-", 1)[1])
+    return base
 
 
 def mean_by(rows, key, group):
@@ -125,7 +149,7 @@ def run(args, command):
     csv_rows = []
     start = time.time()
     for checkpoint in [c for c in args.checkpoints.split(",") if c]:
-        name = os.path.basename(os.path.normpath(checkpoint))
+        name = checkpoint_label(checkpoint)
         pansharpener = inference.Pansharpener(checkpoint)
         try:
             items = []

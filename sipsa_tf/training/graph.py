@@ -154,7 +154,7 @@ class TrainGraph:
         if config.freeze_steps > 0:
             # until --freeze_steps the other variables' gradients are zero (Adam's moments of a
             # fresh run stay zero, so they do not move; their weight decay of 1e-7 still runs)
-            optimizer.gate = (set(kernel_branch), tf.cast(self.global_step >= config.freeze_steps,
+            optimizer.gate = ({v.op.name for v in kernel_branch}, tf.cast(self.global_step >= config.freeze_steps,
                                                           tf.float32))
         grads_and_vars, self.train_op, self.loss_scale = precision.minimize(
             optimizer, self.loss_terms["loss"], self.network_variables, self.global_step,
