@@ -206,12 +206,11 @@ def plan(pan, ms, extent="intersection", resampling="bilinear", nodata=None, err
         _refuse(error, "%s does not cover all of %s (--extent=pan pads %s MS pixels); padding "
                 "needs a nodata value: give --nodata, or use --extent=intersection" % (
                     ms.path, pan.path, "/".join(str(n) for n in pad_y + pad_x)))
-    same_size = (_whole(cell_x / m.a) == 1 and abs(cell_x / m.a - 1) <= EXACT
-                 and abs(cell_y / m.e - 1) <= EXACT)
+    same_size = abs(cell_x / m.a - 1) <= EXACT and abs(cell_y / m.e - 1) <= EXACT
     # The MS pixel of cell (rows[0], cols[0]) when the cells are the MS's pixels.
     off_y, off_x = _whole(rows[0] - lo_y), _whole(cols[0] - lo_x)
     direct = same_size and off_y is not None and off_x is not None
-    origin = p * (SCALE * cols[0], SCALE * rows[0])
+    origin = (p.c + SCALE * cols[0] * p.a, p.f + SCALE * rows[0] * p.e)
     transform = (origin[0], p.a, 0.0, origin[1], 0.0, p.e)
     cells = (origin[0], cell_x, 0.0, origin[1], 0.0, cell_y)
     note = _note(pan, (rows, cols), (crop_y, crop_x), (pad_y, pad_x), not direct, resampling,
@@ -239,21 +238,15 @@ class Sources:
     MS cells (as the file's pixels, padded with ``fill`` outside the file, or resampled by GDAL's
     warper with ``fill`` as the nodata of both sides); ``valid(...)`` is the per-dataset masks'
     verdict on PAN pixels, or None. Open with :func:`open_sources`.
+
+    Args:
+        grid: the scene's :class:`Grid`.
+        pan, ms: the open :class:`~sipsa_tf.io.raster.Raster` s (closed by :meth:`close`).
+        fill: the nodata value, or None.
     """
 
     def __init__(self, grid, pan, ms, fill):
         self.grid, self._pan, self._ms, self._fill = grid, pan, ms, fill
-        self._vrt = None
-        if grid.resampled:
-            self._vrt = _warped(grid, ms, fill)
-
-    @property
-    def pan_raster(self):
-        return self._pan
-
-    @property
-    def ms_raster(self):
-        return self._ms
 
     def pan(self, y0, y1, x0, x1):
         """PAN pixels [y0, y1) x [x0, x1) of the output, (h, w, 1)."""
@@ -262,13 +255,8 @@ class Sources:
 
     def ms(self, y0, y1, x0, x1, bands):
         """MS cells [y0, y1) x [x0, x1) of the output, (h, w, len(bands)), the file's type."""
-        if self._vrt is not None:
-            from rasterio.windows import Window
-            from sipsa_tf.io.raster import quiet_gdal
-            with quiet_gdal():
-                data = self._vrt.read([b + 1 for b in bands],
-                                      window=Window(x0, y0, x1 - x0, y1 - y0))
-            return np.moveaxis(data, 0, -1)
+        if self.grid.resampled:
+            return _warp(self.grid, self._ms, (y0, y1, x0, x1), bands, self._fill)
         g, ms = self.grid, self._ms
         a0, a1 = y0 + g.ms_row, y1 + g.ms_row
         b0, b1 = x0 + g.ms_col, x1 + g.ms_col
@@ -287,16 +275,9 @@ class Sources:
         MS's own pixels, or warped with the MS)."""
         g = self.grid
         valid = self._pan.read_valid(y0 + g.row, y1 + g.row, x0 + g.col, x1 + g.col)
-        if self._ms.masked:
+        if self._ms.masked and not g.resampled:  # resampled: the warper uses valid pixels only
             cy0, cy1, cx0, cx1 = (y0 // SCALE, -(-y1 // SCALE), x0 // SCALE, -(-x1 // SCALE))
-            if self._vrt is not None:
-                from rasterio.windows import Window
-                from sipsa_tf.io.raster import quiet_gdal
-                with quiet_gdal():
-                    cells = self._vrt.read_masks(1, window=Window(cx0, cy0, cx1 - cx0,
-                                                                  cy1 - cy0)) > 0
-            else:
-                cells = self._ms_cells_valid(cy0, cy1, cx0, cx1)
+            cells = self._ms_cells_valid(cy0, cy1, cx0, cx1)
             up = np.repeat(np.repeat(cells, SCALE, 0), SCALE, 1)
             up = up[y0 - SCALE * cy0:y1 - SCALE * cy0, x0 - SCALE * cx0:x1 - SCALE * cx0]
             valid = up if valid is None else valid & up
@@ -313,9 +294,6 @@ class Sources:
         return out
 
     def close(self):
-        if self._vrt is not None:
-            self._vrt.close()
-            self._vrt = None
         for r in (self._pan, self._ms):
             r.close()
 
@@ -327,22 +305,34 @@ class Sources:
         return False
 
 
-def _warped(grid, ms, fill):
-    """A WarpedVRT of the MS on the cells of ``grid`` (same CRS: no reprojection)."""
+def _warp(grid, ms, box, bands, fill):
+    """MS cells ``box`` = (y0, y1, x0, x1) of ``grid`` resampled by GDAL's warper from the MS
+    file (only the source window it needs is read), as (h, w, len(bands)).
+
+    The warper computes each cell from the source alone, so a window's cells equal the same
+    cells of a whole-grid warp, and gdalwarp's on that grid (tests/test_scene_products.py).
+    """
+    import rasterio
+    import rasterio.warp
     from affine import Affine
     from rasterio.crs import CRS
     from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-    from sipsa_tf.io.raster import quiet_gdal
+    from sipsa_tf.io.raster import RasterError, quiet_gdal, _first_line
+    y0, y1, x0, x1 = box
     # Without a CRS on either side (checked equal), any CRS given to both makes no reprojection.
     crs = CRS.from_wkt(grid.crs_wkt) if grid.crs_wkt else CRS.from_epsg(3857)
-    nodata = None if fill is None or (isinstance(fill, float) and np.isnan(fill)) else fill
+    out = np.full((len(bands), y1 - y0, x1 - x0), 0 if fill is None else fill, ms.dtype)
     with quiet_gdal():
-        return WarpedVRT(ms.dataset, src_crs=ms.crs or crs, crs=crs,
-                         transform=Affine.from_gdal(*grid.ms_transform),
-                         width=grid.width, height=grid.height,
-                         resampling=getattr(Resampling, grid.resampling),
-                         src_nodata=nodata, nodata=nodata)
+        try:
+            rasterio.warp.reproject(
+                rasterio.band(ms.dataset, [b + 1 for b in bands]), out, src_crs=ms.crs or crs,
+                dst_transform=Affine.from_gdal(*grid.ms_transform) @ Affine.translation(x0, y0),
+                dst_crs=crs, resampling=getattr(Resampling, grid.resampling),
+                src_nodata=fill, dst_nodata=fill)
+        except rasterio.errors.RasterioError as err:
+            raise RasterError("%s: cannot resample MS pixels %d-%d, %d-%d (%s)"
+                              % (ms.path, y0, y1, x0, x1, _first_line(err)))
+    return np.moveaxis(out, 0, -1)
 
 
 def open_sources(grid, fill=None):
