@@ -432,3 +432,41 @@ def test_cog_output_is_valid_with_overviews(base, tile_model, tmp_path):
             full, half = tif.series[0].levels[0].asarray(), tif.series[0].levels[1].asarray()
         mean = full.reshape(48, 2, 56, 2, 3).mean(axis=(1, 3))
         assert np.abs(half - mean).max() <= 1
+
+
+def test_per_dataset_masks_are_nodata_in_the_output(base, tile_model, tmp_path):
+    """A PAN with an internal mask (gdal_translate -mask) and an MS with one: masked PAN pixels
+    and the PAN pixels of masked MS pixels are nodata in the output, the rest as without masks;
+    without a nodata value the mask is refused."""
+    folder = str(tmp_path)
+    masks = {}
+    for name, shape in (("pan", (4 * H, 4 * W)), ("ms", (H, W))):
+        mask = np.full(shape, 255, np.uint8)
+        mask[(slice(8, 20), slice(30, 41)) if name == "pan" else (slice(2, 4), slice(20, 23))] = 0
+        masks[name] = mask
+        mask_path = _georef(folder, name + "_mask", mask, X0, Y0, PAN_PX if name == "pan"
+                            else MS_PX)
+        singles = []  # gdalbuildvrt -separate takes the first band of each file
+        for band in range(1, 2 if name == "pan" else 5):
+            singles.append(os.path.join(folder, "%s_b%d.vrt" % (name, band)))
+            _gdal("gdal_translate", "-q", "-of", "VRT", "-b", band, base[name + "_path"],
+                  singles[-1])
+        stack = os.path.join(folder, name + "_stack.vrt")
+        _gdal("gdalbuildvrt", "-q", "-separate", stack, *singles, mask_path)
+        # the data bands, then the last band as the internal mask
+        bands = sum((["-b", str(b)] for b in range(1, 2 if name == "pan" else 5)), [])
+        _gdal("gdal_translate", "-q", *bands, "-mask", "2" if name == "pan" else "5",
+              "--config", "GDAL_TIFF_INTERNAL_MASK", "YES", stack,
+              os.path.join(folder, name + "_masked.tif"))
+    pan, ms = (os.path.join(folder, n + "_masked.tif") for n in ("pan", "ms"))
+    with rasters.Raster(pan) as p, rasters.Raster(ms) as m:
+        assert p.masked and m.masked
+    out = str(tmp_path / "out.tif")
+    with pytest.raises(scene.SceneError, match="has a mask of invalid pixels but no nodata"):
+        _run(tile_model, pan, ms, out)
+    _run(tile_model, pan, ms, out, nodata=0)
+    got = tifffile.imread(out)
+    invalid = (masks["pan"] == 0) | np.kron(masks["ms"] == 0, np.ones((4, 4), bool))
+    assert invalid.sum() == 12 * 11 + 2 * 3 * 16  # the two masks do not overlap
+    assert np.all(got[invalid] == 0) and np.all(got[~invalid] != 0)
+    np.testing.assert_array_equal(got[~invalid], base["plain"][~invalid])

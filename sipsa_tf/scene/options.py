@@ -196,6 +196,10 @@ def check_inputs(pan, ms, options):
         if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
             raise SceneError("%s: nodata %g is not a value of its type %s"
                              % (pan.path, nodata, pan.dtype))
+    masked = [r.path for r in (pan, ms) if r.masked]
+    if masked and nodata is None:
+        raise SceneError("%s has a mask of invalid pixels but no nodata value marks them in the "
+                         "output: give --nodata" % masked[0])
     grid = grids.plan(pan, ms, options.extent, options.resampling, nodata, error=SceneError)
     if min(grid.height, grid.width) < MIN_MS_SIZE:
         raise SceneError("%s is %d x %d%s; the smallest MS supported is %d x %d pixels"
