@@ -76,17 +76,18 @@ def _arrays(rng, h, w, dtype=np.uint16, high=2047):
 
 
 @pytest.fixture(scope="module")
-def tile_model(random_checkpoint):
-    m = scene.TileModel(random_checkpoint)
-    yield m
-    m.close()
+def nets(random_checkpoint):
+    """The scene tool's TileModel and the whole-image Pansharpener (the reference), random
+    weights."""
+    tiled, whole = scene.TileModel(random_checkpoint), Pansharpener(random_checkpoint)
+    yield tiled, whole
+    tiled.close()
+    whole.close()
 
 
 @pytest.fixture(scope="module")
-def whole(random_checkpoint):
-    p = Pansharpener(random_checkpoint)
-    yield p
-    p.close()
+def tile_model(nets):
+    return nets[0]
 
 
 def _options(**kwargs):
@@ -190,12 +191,12 @@ def _grid_bounds(out):
 
 
 @pytest.mark.parametrize("resampling", ["bilinear", "cubic"])
-def test_half_pixel_offset_is_resampled_as_gdalwarp_does(tmp_path, tile_model, whole,
-                                                         resampling):
+def test_half_pixel_offset_is_resampled_as_gdalwarp_does(tmp_path, nets, resampling):
     """MS origin half an MS pixel right of and below the PAN's (float32 DN, --bits 11): the MS
     read onto the PAN's grid equals gdalwarp's on the same grid; the output equals the
     whole-image network on gdalwarp's MS and the PAN cropped alike."""
     folder = str(tmp_path)
+    tile_model, whole = nets
     ms, pan = _arrays(np.random.default_rng(8), H + 1, W + 1, np.float32)
     pan = pan[:4 * H, :4 * W]
     pan_path = _georef(folder, "pan", pan, X0, Y0, PAN_PX)

@@ -14,7 +14,7 @@ little memory) runs on the whole window; its PAN-resolution tail (57% of the FLO
 memory: 64 channels at PAN resolution) runs only on the core, in pieces of at most ``tail_tile``
 PAN pixels, each grown by :data:`TAIL_MARGIN` PAN pixels (the tail's receptive field is 3 PAN
 pixels). Large tiles thus keep the halo's share of the work small while the pieces bound the
-memory. Inputs are read window by window (memory-mapped or decoded segment by segment), the output
+memory. Inputs are read window by window through GDAL (:mod:`sipsa_tf.io.raster`), the output
 is written tile by tile into a temporary file renamed into place at the end, so peak memory
 depends on the tile sizes and not on the scene size.
 
