@@ -51,7 +51,7 @@ train: $(INSTALL_DEP)
 	  $(if $(STRATEGY),--strategy=$(STRATEGY)) $(FLAGS)
 
 test-images: $(INSTALL_DEP)
-	$(PY) -m sipsa_tf.test_images_main --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
+	$(PY) -m sipsa_tf.images --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
 	  $(if $(call given,TEST_DIR),--test_dir=$(TEST_DIR)) --out_dir=$(OUT_DIR) $(FLAGS)
 
 # make evaluate     [GRIP_DIR=../shared/data/grip] [CHECKPOINT=$(BUNDLED_CHECKPOINT)] [ADAPT_STEPS=0]

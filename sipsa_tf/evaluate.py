@@ -6,7 +6,7 @@
 
 Methods x images x protocols (reduced-resolution Wald protocol and full resolution), written as
 ``results.csv``, ``results.md`` and PNG panels into ``--out_dir``. Flags only; the work is done by
-:func:`sipsa_tf.evaluate_lib.run`. Bad input prints one line and exits with status 1.
+:func:`sipsa_tf.evaluation.suite.run`. Bad input prints one line and exits with status 1.
 """
 import sys
 
@@ -20,7 +20,9 @@ FLAGS = flags.FLAGS
 # duplicates pairs these flag definitions with other command lines' (same shape: name, the
 # library's default, help text); they are declarations, one per flag, not repeated logic.
 def _define_flags():
-    from sipsa_tf.evaluate_lib import ALL_METHODS, PROTOCOLS, EvalConfig
+    from sipsa_tf.evaluation.methods import ALL_METHODS
+    from sipsa_tf.evaluation.protocols import PROTOCOLS
+    from sipsa_tf.evaluation.suite import EvalConfig
     d = EvalConfig()
     flags.DEFINE_string("out_dir", d.out_dir, "Where results.csv, results.md and the panels go.")
     flags.DEFINE_string("data_dir", d.data_dir, "Images: a folder of GRIP-style .mat files "
@@ -59,7 +61,7 @@ _define_flags()
 
 def config_from_flags():
     """The EvalConfig described by the parsed flags."""
-    from sipsa_tf.evaluate_lib import EvalConfig
+    from sipsa_tf.evaluation.suite import EvalConfig
     methods = [m for m in FLAGS.methods if m != "sipsa_adapted" or FLAGS.adapt_steps > 0]
     if FLAGS.adapt_steps > 0 and "sipsa_adapted" not in methods:
         methods.append("sipsa_adapted")
@@ -77,8 +79,8 @@ def config_from_flags():
 
 def main(argv):
     def body():
-        from sipsa_tf import evaluate_lib
-        evaluate_lib.run(config_from_flags())
+        from sipsa_tf.evaluation import suite
+        suite.run(config_from_flags())
     return cli.run_flags_only(argv, body)
 
 

@@ -3,7 +3,7 @@
     python -m sipsa_tf.train --flagfile=experiments/cpu_small.flags \\
         --data_dir=data/synthetic --log_dir=logs/train [--generate_synthetic]
 
-Flags only; the work is done by :func:`sipsa_tf.train_lib.train`. Data or checkpoint problems
+Flags only; the work is done by :func:`sipsa_tf.training.loop.train`. Data or checkpoint problems
 print one line and exit with status 1.
 """
 from absl import app, flags
@@ -31,7 +31,7 @@ def _define_flags():
     flags.DEFINE_boolean("pair_by_order", d.pair_by_order, "Pair RGB/PAN files by sorted order "
                          "as the original (default: by file name).")
     flags.DEFINE_boolean("generate_synthetic", False, "Generate the synthetic scene set into "
-                         "--data_dir first if it is not there (sipsa_tf.synthetic).")
+                         "--data_dir first if it is not there (sipsa_tf.data.synthetic).")
     flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic scene set.")
     flags.DEFINE_float("img_div", d.img_div, "Pixel values are DN / img_div (2047: 11-bit).")
     flags.DEFINE_integer("batch_size", d.batch_size, "Crops per batch.")

@@ -189,7 +189,7 @@ def write_random_checkpoint(prefix, seed=3, gain=1.0):
     Returns:
         prefix.
     """
-    from sipsa_tf import adapt  # here, so that test files without TensorFlow load fast
+    from sipsa_tf.training import adapt  # here, so that test files without TensorFlow load fast
     weights = adapt.initial_weights(None, seed=seed)
     return adapt.save_weights({name: value * np.float32(gain) if "w_conv" in name else value
                                for name, value in weights.items()}, prefix)

@@ -1,4 +1,4 @@
-"""Windowed GeoTIFF reading and atomic tiled writing (sipsa_tf.geotiff), checked with tifffile."""
+"""Windowed GeoTIFF reading and atomic tiled writing (sipsa_tf.io.geotiff), checked with tifffile."""
 import os
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from conftest import geotiff_tags, write_tiff
-from sipsa_tf import geotiff
+from sipsa_tf.io import geotiff
 
 LAYOUTS = {
     "contiguous": dict(),

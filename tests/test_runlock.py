@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import QUIET_TF, REPO_ROOT, assert_one_line_error, command_env, run_command
-from sipsa_tf import runlock, synthetic
+from sipsa_tf import runlock
+from sipsa_tf.data import synthetic
 
 HOLDER = ("import sys, time\n"
           "from sipsa_tf import runlock\n"

@@ -19,14 +19,15 @@ import numpy as np
 import pytest
 import tifffile
 
-from sipsa_tf import model, scene
+from sipsa_tf import scene
+from sipsa_tf.core import model
 from sipsa_tf.constants import BUNDLED_CHECKPOINT
 from sipsa_tf.inference import Pansharpener
 from sipsa_tf.scene import run as scene_run
 
 from conftest import (REPO_ROOT, SUBPROCESS_TIMEOUT, Watched, command_env, geotiff_tags,
                       require_executables, run_command, write_pair, write_random_checkpoint)
-from sipsa_tf import geotiff
+from sipsa_tf.io import geotiff
 
 # The command line's environment: the repository on the path, TensorFlow's log level untouched
 # (the tool itself must keep stderr to one line).

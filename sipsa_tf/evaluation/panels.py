@@ -1,6 +1,6 @@
 """PNG panels of an evaluation: crops of the inputs, each method and the error maps.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 import io

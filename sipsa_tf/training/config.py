@@ -2,11 +2,11 @@
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
 Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule") describes the original's
-semantics as this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`.
+semantics as this port implements them. Re-exported by :mod:`sipsa_tf.training.loop`.
 """
 import dataclasses
 
-from sipsa_tf import supervised
+from sipsa_tf.data import supervised
 from sipsa_tf.core import losses, model, precision as precisions
 from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError

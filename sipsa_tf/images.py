@@ -1,12 +1,12 @@
 """Command line: the original's test step for a checkpoint (SIPSA-Net, Lee, Seo, Kim, CVPR 2021).
 
-    python -m sipsa_tf.test_images_main --checkpoint=checkpoints/wald_stage1j \\
+    python -m sipsa_tf.images --checkpoint=checkpoints/wald_stage1j \\
         [--test_dir=<dir with RGB/ and PAN/, or <name>_ms.tif/<name>_pan.tif>] --out_dir=out
 
 Writes the stretched PNGs and ``metrics.csv`` / ``metrics.md`` to --out_dir and prints the
 original's [Align X] / [4ch SCC] lines. Without --test_dir, the synthetic test scenes (fixed seed)
 are generated under --out_dir and used. Flags only; the work is done by
-:func:`sipsa_tf.test_images.evaluate_checkpoint`.
+:func:`sipsa_tf.training.image_eval.evaluate_checkpoint`.
 """
 import os
 
@@ -34,7 +34,7 @@ def main(argv):
 
 def _evaluate():
     from sipsa_tf.data import synthetic
-    from sipsa_tf.training import test_step as test_images
+    from sipsa_tf.training import image_eval
     cli.require(FLAGS, "checkpoint", "out_dir")
     test_dir = FLAGS.test_dir
     if not test_dir:
@@ -43,7 +43,7 @@ def _evaluate():
         test_dir = os.path.join(scenes_dir, synthetic.TEST_FOLDER)
         print("no --test_dir: synthetic test scenes (seed %d) in %s"
               % (FLAGS.synthetic_seed, test_dir))
-    test_images.evaluate_checkpoint(FLAGS.checkpoint, test_dir, FLAGS.out_dir,
+    image_eval.evaluate_checkpoint(FLAGS.checkpoint, test_dir, FLAGS.out_dir,
                                     img_div=FLAGS.img_div, stamp=FLAGS.stamp,
                                     pair_by_order=FLAGS.pair_by_order)
 
