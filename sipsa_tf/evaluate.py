@@ -8,10 +8,12 @@ Methods x images x protocols (reduced-resolution Wald protocol and full resoluti
 ``results.csv``, ``results.md`` and PNG panels into ``--out_dir``. Flags only; the work is done by
 :func:`sipsa_tf.evaluation.suite.run`. Bad input prints one line and exits with status 1.
 """
+import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sipsa_tf import checkpoint_paths
 from sipsa_tf.cli import common as cli
 
 FLAGS = flags.FLAGS
@@ -33,8 +35,10 @@ def _define_flags():
     flags.DEFINE_list("methods", list(d.methods), "Methods, from: %s." % ", ".join(ALL_METHODS))
     flags.DEFINE_list("protocols", list(d.protocols), "Protocols, from: %s."
                       % ", ".join(PROTOCOLS))
-    flags.DEFINE_string("checkpoint", d.checkpoint, "SIPSA-Net checkpoint (prefix or folder) "
-                        "for sipsa and the start of sipsa_adapted; unset or empty: random "
+    bundled = checkpoint_paths.default_checkpoint()
+    flags.DEFINE_string("checkpoint", bundled if os.path.isdir(bundled) else "", "SIPSA-Net "
+                        "checkpoint (prefix or folder) for sipsa and the start of sipsa_adapted; "
+                        "default: the bundled one; empty (--checkpoint=): random "
                         "initialisation.")
     flags.DEFINE_integer("adapt_steps", d.adapt_steps, "Scene adaptation steps for the method "
                          "sipsa_adapted (added to --methods when > 0; 0: not run).")
@@ -79,6 +83,8 @@ def config_from_flags():
 
 def main(argv):
     def body():
+        if FLAGS.checkpoint and any(m.startswith("sipsa") for m in FLAGS.methods):
+            checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
         from sipsa_tf.evaluation import suite
         suite.run(config_from_flags())
     return cli.run_flags_only(argv, body)
@@ -86,7 +92,7 @@ def main(argv):
 
 def run():
     """Console script ``sipsa-evaluate``."""
-    app.run(main)
+    cli.start(main, __name__)
 
 
 if __name__ == "__main__":

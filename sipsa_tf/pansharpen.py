@@ -17,8 +17,9 @@ own ``tf.Graph``, so TensorFlow's v2 behaviour needs no switching off.
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
+from sipsa_tf import checkpoint_paths
 from sipsa_tf.cli import common as cli
 from sipsa_tf.scene.options import SceneOptions  # no TensorFlow: flags' defaults
 
@@ -26,15 +27,17 @@ from sipsa_tf.scene.options import SceneOptions  # no TensorFlow: flags' default
 # library's default, help text); they are declarations, one per flag, not repeated logic.
 _D = SceneOptions()
 
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
-                    "read; the original's model-100000 works too).")
+flags.DEFINE_string("checkpoint", checkpoint_paths.default_checkpoint(), "Checkpoint prefix "
+                    "or directory (only op_net/G/* is read; the original's model-100000 works "
+                    "too). Default: the bundled one.")
 flags.DEFINE_string("pan", None, "PAN TIFF/GeoTIFF, one band, 4x the MS size.")
 flags.DEFINE_string("ms", None, "MS TIFF/GeoTIFF, 3 or more bands, same data type as the PAN.")
 flags.DEFINE_string("out", None, "Output GeoTIFF: 3 bands at PAN resolution, the PAN's "
                     "georeferencing, tiled and deflate-compressed.")
-flags.DEFINE_string("bands", ",".join(map(str, _D.bands)), "The 3 MS bands used, 1-based, "
-                    "in the order the network takes them (R,G,B), e.g. 5,3,2 for 8-band "
-                    "WorldView-2/3.")
+flags.DEFINE_string("bands", None, "The 3 MS bands used, 1-based, in the order the network "
+                    "takes them (R,G,B), e.g. 5,3,2 for 8-band WorldView-2/3. Default: 1,2,3 "
+                    "for a 3-band MS; 3,2,1 (4 bands) and 5,3,2 (8 bands) with a warning; "
+                    "other band counts need it.")
 flags.DEFINE_integer("bits", _D.bits, "Bits per sample: values are DN / (2^bits - 1). 0: uint8 "
                      "-> 8; uint16/int16 -> 11 if no valid value exceeds 2047, 12 if none "
                      "exceeds 4095, else 16 (int16: 15); float32 input needs it.")
@@ -49,7 +52,7 @@ flags.DEFINE_integer("halo", _D.halo, "Halo around each tile in MS pixels (>= th
 flags.DEFINE_enum("out_type", _D.out_type, ["native", "float32"], "Output type: the input's "
                   "type (DN rounded and clipped) or float32 (DN, unrounded).")
 flags.DEFINE_string("aligned_out", None, "Also write the MS aligned to the PAN (GeoTIFF).")
-flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98%% stretch).")
+flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98% stretch).")
 flags.DEFINE_integer("preview_size", _D.preview_size, "Longest side of the preview in pixels.")
 flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra-op threads (0: default).")
 flags.DEFINE_enum("progress", _D.progress, ["auto", "on", "off"], "Progress bar on stderr.")
@@ -81,21 +84,22 @@ def interrupted_line(outputs, start):
 def _pansharpen(outputs):
     from sipsa_tf.errors import UserError
     if FLAGS.pairs:
-        cli.require(FLAGS, "checkpoint")
         if FLAGS.pan or FLAGS.ms or FLAGS.out:
             raise UserError("--pairs replaces --pan, --ms and --out; give one or the other")
     else:
-        cli.require(FLAGS, "checkpoint", "pan", "ms", "out")
+        cli.require(FLAGS, "pan", "ms", "out")
+    checkpoint = checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
     from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
     options = scene.SceneOptions(
-        bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
+        bands=scene.parse_bands(FLAGS.bands) if FLAGS.bands else None, bits=FLAGS.bits,
+        nodata=FLAGS.nodata,
         tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
         preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
         precision=FLAGS.precision)
     if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
         outputs.extend(options.outputs(FLAGS.out))
-        summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
+        summary = scene.pansharpen_scene(checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
                                          options)
         scene.print_summary(summary)
         return
@@ -103,7 +107,7 @@ def _pansharpen(outputs):
     jobs = (cluster.read_pairs(FLAGS.pairs) if FLAGS.pairs
             else [(FLAGS.pan, FLAGS.ms, FLAGS.out)])
     outputs.extend(p for _, _, out in jobs for p in options.outputs(out))
-    summary = cluster.pansharpen_job(FLAGS.checkpoint, jobs, options, FLAGS.scheduler,
+    summary = cluster.pansharpen_job(checkpoint, jobs, options, FLAGS.scheduler,
                                      FLAGS.workers)
     cluster.print_job_summary(summary)
 
@@ -118,7 +122,7 @@ def main(argv):
 def run():
     """Console script ``sipsa-pansharpen``; the process ends as soon as the outputs are done
     (``cli.exiting_now``)."""
-    app.run(cli.exiting_now(main))
+    cli.start(main, __name__, exit_now=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 Flags only; the work is done by :func:`sipsa_tf.training.loop.train`. Data or checkpoint problems
 print one line and exit with status 1.
 """
-from absl import app, flags
+from absl import flags
 
 from sipsa_tf.cli import common as cli
 
@@ -130,7 +130,7 @@ def _train():
 
 def run():
     """Console script ``sipsa-train``."""
-    app.run(main)
+    cli.start(main, __name__)
 
 
 if __name__ == "__main__":

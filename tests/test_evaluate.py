@@ -17,7 +17,7 @@ import pytest
 import scipy.io
 from scipy import ndimage
 
-from sipsa_tf.evaluation import plots, protocols, quality, scenes, suite
+from sipsa_tf.evaluation import panels, plots, protocols, quality, reports, scenes, suite
 from sipsa_tf.evaluation.methods import Methods
 from sipsa_tf.constants import BUNDLED_CHECKPOINT
 from conftest import REPO_ROOT, run_command
@@ -178,6 +178,9 @@ def test_run_library_on_mat_folder(tmp_path, rng):
     assert sorted(os.listdir(out)) == ["panel_imgIK_tiny_full.png",
                                        "panel_imgIK_tiny_reduced.png", "results.csv",
                                        "results.md"]
+    with open(out / "results.md") as f:  # the full-resolution table says what QNR rewards
+        assert reports.QNR_CAVEAT in f.read()
+    assert panels.panel_name("imgWV2[240:320]", "full") == "panel_imgWV2_240-320_full.png"
     # panels only for the images named
     config.out_dir, config.panel_images = str(tmp_path / "out2"), ("another_image",)
     suite.run(config, stdout=open(os.devnull, "w"))

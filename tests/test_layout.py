@@ -371,4 +371,4 @@ def test_no_alias_modules_and_no_test_named_product_files():
             if name.endswith(".py"):
                 assert not name.startswith("test"), os.path.join(directory, name)
                 with open(os.path.join(directory, name), encoding="utf-8") as f:
-                    assert "sys.modules[" not in f.read(), os.path.join(directory, name)
+                    assert "sys.modules[__name__] =" not in f.read(), os.path.join(directory, name)

@@ -482,7 +482,7 @@ def test_make_pansharpen_with_the_bundled_checkpoint(tmp_path, rng):
                         "FLAGS=--progress=off --tile=64"], env={"CHECKPOINT": None, "FLAGS": None})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--checkpoint=%s" % BUNDLED_CHECKPOINT in done.stdout  # make echoes the command
-    assert "wrote %s: 0.01 PAN megapixels in 4 tiles" % out in done.stdout
+    assert "wrote %s: 0.01 PAN megapixels in 4 tiles," % out in done.stdout
     with Pansharpener(bundled) as net:
         ref = net(ms / np.float32(2047), pan / np.float32(2047))["output"]
     got = tifffile.imread(out)

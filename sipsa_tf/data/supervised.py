@@ -16,7 +16,8 @@ reduced-resolution (Wald) pretraining does. Every crop here is a triple (MS inpu
 target at PAN resolution):
 
 * :class:`WaldImage`: a real PAN/MS pair degraded once with the sensor's MTF-matched filters
-  (:func:`sipsa_tf.evaluation.quality.degrade`); the MS input comes from the degraded MS, the PAN input is
+  (:func:`sipsa_tf.evaluation.quality.degrade`); the MS input comes from the degraded MS, the
+  PAN input is
   the degraded PAN, the target is the original MS.
 * :class:`SyntheticScene`: a synthetic road scene (:mod:`sipsa_tf.data.synthetic`) whose MS is
   acquired with a global PAN/MS offset and with cars that moved between the two instants; the

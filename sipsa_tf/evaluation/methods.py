@@ -21,7 +21,8 @@ class Methods:
         checkpoint: SIPSA-Net checkpoint for 'sipsa' and the start of 'sipsa_adapted'; None for
             a random initialisation (only meaningful with adaptation).
         adapt_steps: steps of scene adaptation for 'sipsa_adapted' (must be > 0 to run it).
-        adapt_options: keyword arguments of :meth:`sipsa_tf.training.adapt.Adapter.adapt` (crop, batch,
+        adapt_options: keyword arguments of :meth:`sipsa_tf.training.adapt.Adapter.adapt`
+            (crop, batch,
             seed) and of :class:`~sipsa_tf.training.adapt.Adapter` (lr, wd).
         precision: the precision of 'sipsa' (:mod:`sipsa_tf.core.precision`); scene adaptation
             ('sipsa_adapted') runs in float32.

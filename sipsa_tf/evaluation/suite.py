@@ -10,7 +10,7 @@ import sys
 from sipsa_tf.core import precision as precisions
 from sipsa_tf.data import supervised
 from sipsa_tf.evaluation.methods import DEFAULT_METHODS, Methods
-from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, save_png
+from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, panel_name, save_png
 from sipsa_tf.evaluation.protocols import PROTOCOLS, evaluate
 from sipsa_tf.evaluation.reports import atomic_write, markdown_report, write_csv
 from sipsa_tf.evaluation.scenes import (DEFAULT_MAX_PAN, EvaluationError, Scene, load_scenes,
@@ -87,7 +87,7 @@ def run(config, stdout=None):
 
     def keep(scene, protocol, inputs, fused_by):
         if config.panels and (not config.panel_images or scene.name in config.panel_images):
-            path = os.path.join(config.out_dir, "panel_%s_%s.png" % (scene.name, protocol))
+            path = os.path.join(config.out_dir, panel_name(scene.name, protocol))
             paths[os.path.basename(path)] = save_png(
                 panel(inputs, fused_by, config.panel_crop), path, PANEL_COLOURS)
 

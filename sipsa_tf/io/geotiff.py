@@ -39,6 +39,12 @@ CACHE_BYTES = 256 << 20
 BIGTIFF_BYTES = 2 << 30
 DEFLATE_LEVEL = 1  # of the output (see TiffSink)
 
+# A MATLAB .mat file (the GRIP-UNINA examples) starts with this text; such a file is converted to
+# TIFFs first, and the error says how.
+MAT_MAGIC = b"MATLAB"
+MAT_HINT = ("%s: a MATLAB .mat file, not a TIFF; convert it first: python -m sipsa_tf.convert_mat "
+            "--out_dir=<folder> --layout=flat <file>.mat (writes <name>_ms.tif and <name>_pan.tif)")
+
 
 class RasterError(UserError):
     """An input raster that cannot be used; the message names the file and the problem."""
@@ -68,6 +74,9 @@ class Raster:
             raise RasterError("%s: no such file" % path)
         if os.path.getsize(path) == 0:
             raise RasterError("%s: empty file (0 bytes)" % path)
+        with open(path, "rb") as f:
+            if f.read(len(MAT_MAGIC)) == MAT_MAGIC:
+                raise RasterError(MAT_HINT % path)
         try:
             self._tif = tifffile.TiffFile(path)
             page = self._tif.pages.first

@@ -2,7 +2,8 @@
 
 SIPSA-Net (J. Lee, S. Seo, M. Kim, "SIPSA-Net: Shift-Invariant Pan Sharpening with Moving Object
 Alignment for Satellite Imagery", CVPR 2021) is trained with an unsupervised loss: edge terms
-against the PAN and shift-invariant colour terms against the MS (:func:`sipsa_tf.core.losses.sipsa_loss`).
+against the PAN and shift-invariant colour terms against the MS
+(:func:`sipsa_tf.core.losses.sipsa_loss`).
 It needs no reference image, so it can also be minimised on the target scene itself before fusing
 it ("test-time" or "zero-shot" adaptation, as done for pan-sharpening CNNs by Ciotola et al.,
 IEEE TGRS 2022): a network trained elsewhere (or not at all) is fitted to the scene's own sensor,

@@ -7,7 +7,7 @@ semantics as this port implements them. Re-exported by :mod:`sipsa_tf.training.l
 import dataclasses
 
 from sipsa_tf.data import supervised
-from sipsa_tf.core import losses, model, precision as precisions
+from sipsa_tf.core import precision as precisions
 from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 
@@ -86,6 +86,7 @@ class TrainConfig:
     def loss_names(self):
         """The loss terms this run logs, ``loss`` first."""
         if self.objective == "wald":
+            from sipsa_tf.core import losses  # TensorFlow: not at import (command lines' flags)
             return losses.supervised_terms(self.edge_weight)
         return OBJECTIVES[self.objective]
 
@@ -108,6 +109,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UserError("--%s must be positive, got %s" % (name, getattr(self, name)))
+        from sipsa_tf.core import model  # TensorFlow: not at import (command lines' flags)
         if self.ms_patch < model.MIN_MS_SIZE:
             raise UserError("--ms_patch must be at least %d, got %d"
                              % (model.MIN_MS_SIZE, self.ms_patch))
