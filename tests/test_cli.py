@@ -150,3 +150,17 @@ def test_many_band_ms_without_bands_warns_with_the_usual_rgb(tmp_path, n_bands, 
     assert result.stderr.startswith(warning), result.stderr
     with pytest.raises(scene.SceneError, match="has 5 bands: say which are R,G,B with --bands"):
         scene.default_bands("x.tif", 5)
+
+
+def test_make_train_is_quiet(tmp_path):
+    data_dir = synthetic.generate(str(tmp_path / "scenes"), seed=3, n_train=2, n_road=0,
+                                  n_test=1, ms_size=32)
+    result = run_command(["make", "--no-print-directory", "train", "NO_INSTALL=1",
+                          "PY=" + sys.executable, "DATA_DIR=" + data_dir,
+                          "LOG_DIR=%s" % (tmp_path / "logs"),
+                          "FLAGS=--max_steps=1 --batch_size=1 --ms_patch=16"], env=PLAIN)
+    assert result.returncode == 0, result.stderr
+    assert "checkpoint: " in result.stdout
+    assert tf_lines(result.stderr) == [], result.stderr
+    # what remains on stderr is the project's own progress bar
+    assert all(line.startswith("epoch ") for line in result.stderr.splitlines()), result.stderr
