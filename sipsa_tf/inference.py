@@ -22,6 +22,7 @@ class Pansharpener(Closing):
 
         p = Pansharpener("path/to/model-100000")
         res = p(ms, pan)              # res["output"], res["aligned"]: (4h, 4w, 3) in [0, 1]
+        p.alignment(ms, pan)          # the FAM's displacement (h, w, 2) and max tap weight
         p.test_metrics(ms, pan)       # the original's test metrics
         p.training_loss(ms, pan)      # the original loss_G at these weights
 
@@ -63,6 +64,8 @@ class Pansharpener(Closing):
             fwd = model.forward(self._ms, self._pan, fam=fam, policy=self.precision)
             self._output = tf.clip_by_value(fwd.output, 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
+            self._alignment = {"displacement": ops.fam_displacement(fwd.kernel),
+                               "max_tap": tf.reduce_max(fwd.kernel, axis=3)}
             self._metrics = metrics.test_metrics(self._output, self._aligned, self._ms, self._pan)
             self._loss = losses.sipsa_loss(fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
                                            per_sample=per_sample, literal=literal)["loss"]
@@ -96,6 +99,21 @@ class Pansharpener(Closing):
         if batch == 1:
             output, aligned = output[0], aligned[0]
         return {"output": output, "aligned": aligned}
+
+    def alignment(self, ms, pan):
+        """What the feature alignment module does on one image (or a batch).
+
+        Args: as :meth:`__call__`.
+
+        Returns:
+            dict with "displacement": (h, w, 2) float32 soft displacement D = sum_k p_k
+            (dy_k, dx_k) in MS pixels (where, in the MS, the content of each pixel is read
+            from; :func:`sipsa_tf.core.ops.fam_displacement`) and "max_tap": (h, w) float32,
+            the largest of the 81 softmax weights (1 = one-hot); (B, ...) for a batch.
+        """
+        feed, batch = self._feed(ms, pan, model.MIN_MS_SIZE)
+        values = self.session.run(self._alignment, feed)
+        return {k: v[0] for k, v in values.items()} if batch == 1 else values
 
     def test_metrics(self, ms, pan):
         """The original test step's metrics for one image (MS at least 12 x 12).

@@ -88,6 +88,22 @@ def _define_flags():
     flags.DEFINE_float("edge_weight", d.edge_weight, "Wald: weight of the edge-excess term "
                        "(Sobel edges of the output that the target lacks within 1 pixel; "
                        "penalises ghosts and ringing, docs/training.md). 0: L1 only.")
+    flags.DEFINE_float("align_weight", d.align_weight, "Wald: weight of the feature alignment "
+                       "module's end-point error against the crops' known MS displacement "
+                       "(docs/training.md, 'The feature alignment module'). 0: no such term.")
+    flags.DEFINE_enum("align_loss", d.align_loss, ["epe", "ce"], "The alignment term: epe, the "
+                      "end-point error of the FAM's soft displacement; ce, the cross-entropy of "
+                      "its 81 softmax weights against the known displacement's bilinear tap "
+                      "weights (keeps a gradient where the softmax has saturated).")
+    flags.DEFINE_boolean("fam_reinit", d.fam_reinit, "After --init_checkpoint, re-initialise the "
+                         "kernel branch (conv01-conv11: He-normal, residual convolutions x0.1, "
+                         "zero biases). Names and shapes unchanged.")
+    flags.DEFINE_float("fam_temperature", d.fam_temperature, "FAM softmax temperature at step 0 "
+                       "(1-100), annealed linearly to 1 at --fam_temperature_steps.")
+    flags.DEFINE_integer("fam_temperature_steps", d.fam_temperature_steps, "Global step at which "
+                         "the FAM temperature reaches 1 (0: no temperature, the original).")
+    flags.DEFINE_integer("freeze_steps", d.freeze_steps, "Until this global step only the kernel "
+                         "branch (conv01-conv11) learns; the rest is frozen (0: all learn).")
     flags.DEFINE_enum("strategy", d.strategy, ["default", "mirrored", "multi_worker"],
                       "default: one device, the graph as always. mirrored: data-parallel over "
                       "--devices (default: every GPU). multi_worker: over the workers that "
@@ -119,13 +135,13 @@ def main(argv):
 
 def _train():
     from sipsa_tf.data import synthetic
-    from sipsa_tf.training import loop as train_lib
+    from sipsa_tf.training import loop
     from sipsa_tf.errors import UserError
     if FLAGS.generate_synthetic:
         if not FLAGS.data_dir:
             raise UserError("--generate_synthetic needs --data_dir")
         synthetic.generate(FLAGS.data_dir, seed=FLAGS.synthetic_seed)
-    train_lib.train(config_from_flags())
+    loop.train(config_from_flags())
 
 
 def run():

@@ -199,6 +199,88 @@ def supervised_l1(output, target, edge_weight=0.0):
     return {"loss": l1 + edge_weight * excess, "l1": l1, "edge_excess": excess}
 
 
-def supervised_terms(edge_weight=0.0):
-    """The keys :func:`supervised_l1` returns, in log order (``loss`` first)."""
+def supervised_terms(edge_weight=0.0, align_weight=0.0, align_loss="epe"):
+    """The keys :func:`supervised_l1` (and :func:`with_alignment`) return, in log order
+    (``loss`` first)."""
+    if align_weight > 0:
+        return supervised_terms(edge_weight) + (("l1",) if edge_weight <= 0 else ()) + (
+            "align_epe",) + (("align_ce",) if align_loss == "ce" else ())
     return ("loss",) if edge_weight <= 0 else ("loss", "l1", "edge_excess")
+
+
+def alignment_epe(displacement, truth):
+    """Mean end-point error of the FAM's soft displacement against a known displacement.
+
+    Args:
+        displacement: (B, h, w, 2) soft displacement D in MS pixels
+            (:func:`sipsa_tf.core.ops.fam_displacement`).
+        truth: (B, h, w, 2) where each pixel's content lies in the MS, MS pixels.
+
+    Returns:
+        scalar float32 >= 0: mean over pixels of sqrt(|D - truth|^2 + 1e-8) (the floor keeps
+        the gradient finite where D equals the truth; the value there is 1e-4).
+    """
+    return tf.reduce_mean(tf.sqrt(tf.reduce_sum(tf.square(displacement - truth), axis=-1)
+                                  + 1e-8))
+
+
+def tap_targets(truth):
+    """The known displacement as weights over the FAM's 81 taps (bilinear on the tap grid).
+
+    Args:
+        truth: (B, h, w, 2) displacement in MS pixels; clipped to the kernel's [-4, 4].
+
+    Returns:
+        (B, h, w, 81) float32, >= 0, summing to 1 over the taps, whose expectation
+        sum_k t_k (dy_k, dx_k) is the (clipped) truth.
+    """
+    half = ops.FAM_KERNEL // 2
+    truth = tf.clip_by_value(truth, -float(half), float(half))
+    offsets = tf.constant(ops.fam_offsets())  # (81, 2)
+    weights = tf.nn.relu(1.0 - tf.abs(truth[..., None, :] - offsets))  # (B, h, w, 81, 2)
+    return weights[..., 0] * weights[..., 1]
+
+
+def alignment_cross_entropy(kernel, truth):
+    """Cross-entropy of the FAM's softmax against :func:`tap_targets` of the truth.
+
+    Unlike :func:`alignment_epe`, which only sees the kernel's expectation, this scores every
+    tap, so a one-hot kernel on a wrong tap is expensive and keeps a gradient.
+
+    Args:
+        kernel: (B, h, w, 81) softmax weights (``Forward.kernel``).
+        truth: (B, h, w, 2) known displacement, MS pixels.
+
+    Returns:
+        scalar float32 >= 0 (mean over pixels of -sum_k t_k log(p_k + 1e-8)).
+    """
+    return -tf.reduce_mean(tf.reduce_sum(tap_targets(truth) * tf.math.log(kernel + 1e-8),
+                                         axis=-1))
+
+
+ALIGN_LOSSES = ("epe", "ce")  # --align_loss
+
+
+def with_alignment(terms, kernel, truth, weight, kind="epe"):
+    """Adds ``weight`` x the alignment term to a supervised objective's terms.
+
+    Args:
+        terms: the dict of :func:`supervised_l1`.
+        kernel: (B, h, w, 81) FAM softmax weights.
+        truth: (B, h, w, 2) known displacement, MS pixels.
+        weight: > 0.
+        kind: "epe" (:func:`alignment_epe` of the soft displacement, which is always logged)
+            or "ce" (:func:`alignment_cross_entropy`, logged as ``align_ce``).
+
+    Returns:
+        dict with ``loss`` (the sum), ``l1`` (and ``edge_excess`` if present), ``align_epe``
+        and, with "ce", ``align_ce``.
+    """
+    out = dict(terms)
+    out.setdefault("l1", terms["loss"])
+    out["align_epe"] = alignment_epe(ops.fam_displacement(kernel), truth)
+    term = out["align_epe"]
+    if kind == "ce":
+        out["align_ce"] = term = alignment_cross_entropy(kernel, truth)
+    out["loss"] = terms["loss"] + weight * term
+    return out

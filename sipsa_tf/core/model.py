@@ -19,13 +19,15 @@ STD_EPS = 1e-4
 MIN_MS_SIZE = 5
 
 Forward = collections.namedtuple(
-    "Forward", ["output", "aligned", "out4", "aligned4", "ms_n", "pan_n"])
+    "Forward", ["output", "aligned", "out4", "aligned4", "ms_n", "pan_n", "kernel"])
 Forward.__doc__ = """Tensors of one forward pass.
 
 output: (B, 4h, 4w, 3) fused image, de-normalised (unclipped).
 aligned: (B, 4h, 4w, 3) aligned MS shown at PAN resolution, de-normalised (unclipped).
 out4, aligned4: raw network outputs in the normalised domain, (B, 4h, 4w, 4) and (B, h, w, 4).
 ms_n, pan_n: the normalised inputs, (B, h, w, 3) and (B, 4h, 4w, 1).
+kernel: (B, h, w, 81) the feature alignment module's softmax weights
+(:func:`sipsa_tf.core.ops.fam_displacement` gives its displacement).
 """
 
 
@@ -43,7 +45,7 @@ def mean_std(x):
     return m, tf.sqrt(tf.abs(q - m * m) + STD_EPS)
 
 
-def forward(ms, pan, fam=None, pan_window=None, policy=None):
+def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None):
     """Normalises, runs the network in its scope, and de-normalises.
 
     Args:
@@ -58,6 +60,8 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None):
         policy: precision policy or its name (:mod:`sipsa_tf.core.precision`; default float32):
             the network's convolutions run in its dtype; the normalisation, de-normalisation and
             every returned tensor are float32.
+        temperature: optional scalar tensor dividing the FAM's logits (training only; see
+            :func:`network.sipsa_net`).
 
     Returns:
         A :class:`Forward` of tensors.
@@ -69,8 +73,9 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None):
     ms_n = (ms - ms_mean) / ms_std
     pan_n = (pan - pan_mean) / pan_std
     with network.network_scope():
-        out4, aligned4 = network.sipsa_net(ms_n, pan_n, fam=fam, pan_window=pan_window,
-                                           policy=policy)
+        out4, aligned4, kernel = network.sipsa_net(
+            ms_n, pan_n, fam=fam, pan_window=pan_window, policy=policy, temperature=temperature,
+            with_kernel=True)
     bands = MS_BANDS
     up_mean = ops.resize_blur(ms_mean, SCALE)
     up_std = ops.resize_blur(ms_std, SCALE)
@@ -80,4 +85,4 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None):
             (up_mean, "up_mean"), (up_std, "up_std"), (aligned_up, "aligned_up")))
     output = out4[..., :bands] * up_std + up_mean
     aligned = aligned_up * up_std + up_mean
-    return Forward(output, aligned, out4, aligned4, ms_n, pan_n)
+    return Forward(output, aligned, out4, aligned4, ms_n, pan_n, kernel)

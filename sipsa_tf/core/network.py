@@ -24,6 +24,9 @@ INIT_GAIN = 0.1  # the original's 'ini' option of its fan-average uniform initia
 
 # Layer numbers the original counter passes over without creating a convolution.
 SKIPPED_LAYER_NUMBERS = (12, 18)
+# The kernel branch (the FAM's 81 logits): convolutions 1-11 (docs/training.md, "The feature
+# alignment module").
+KERNEL_BRANCH_LAYERS = tuple(range(1, 12))
 
 
 def fan_avg_uniform(shape, tile=1):
@@ -102,7 +105,8 @@ class _Convs:
         return x
 
 
-def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None):
+def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None, temperature=None,
+              with_kernel=False):
     """SIPSA-Net on normalised inputs.
 
     Must be called inside :func:`network_scope` (or any scope; variables are created with
@@ -140,7 +144,10 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None):
     a = conv.residual(a, 3, 1)
     a = conv(ops.lrelu(a, LEAK), 3, ops.FAM_KERNEL ** 2)
     a = conv.residual(a, 3, 7)
-    kernel = tf.nn.softmax(ops.lrelu(a, LEAK), axis=3)
+    logits = ops.lrelu(a, LEAK)
+    if temperature is not None:
+        logits = logits / temperature
+    kernel = tf.nn.softmax(logits, axis=3)
 
     # Feature branch and alignment.
     f = conv(ms_n, 3, 64, float32=True)
@@ -157,7 +164,7 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None):
     u = conv(u, 3, 64, float32=True)
     u = conv.residual(u, 3, 2)
     out4 = conv(tf.concat([u, tf.abs(ops.sobel2(pan_n))], axis=3), 1, 4, float32=True)
-    return out4, aligned4
+    return (out4, aligned4, kernel) if with_kernel else (out4, aligned4)
 
 
 @contextlib.contextmanager
@@ -169,6 +176,13 @@ def network_scope():
     with tf.compat.v1.variable_scope(OUTER_SCOPE, reuse=tf.compat.v1.AUTO_REUSE):
         with tf.compat.v1.variable_scope(INNER_SCOPE, reuse=tf.compat.v1.AUTO_REUSE):
             yield
+
+
+def kernel_branch_variables(variables):
+    """The kernel branch's variables (``w_conv01``-``b_conv11``) among ``variables``."""
+    names = {"%s/%s_conv%02d" % (SCOPE, kind, n) for n in KERNEL_BRANCH_LAYERS
+             for kind in ("w", "b")}
+    return [v for v in variables if v.op.name in names]
 
 
 def network_variables(graph=None):

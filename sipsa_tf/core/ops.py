@@ -128,6 +128,27 @@ def _fam_taps(size=FAM_KERNEL):
     return [(size * a + b, a - half, b - half) for a in range(size) for b in range(size)]
 
 
+def fam_offsets(size=FAM_KERNEL):
+    """(size * size, 2) float32 NumPy array: the (dy, dx) of every FAM tap, in MS pixels."""
+    return np.array([(dy, dx) for _, dy, dx in _fam_taps(size)], np.float32)
+
+
+def fam_displacement(kernel):
+    """The FAM's soft displacement D = sum_k p_k (dy_k, dx_k), in MS pixels.
+
+    The FAM reads output pixel (i, j) from features at (i + dy, j + dx) with weight p_k, so D
+    points from a pixel to where, in the MS, the content it receives lies: for an MS whose
+    content is shifted by +s (``np.roll(ms, s)``), the ideal D is +s.
+
+    Args:
+        kernel: (B, h, w, 81) softmax weights (:attr:`sipsa_tf.core.model.Forward.kernel`).
+
+    Returns:
+        (B, h, w, 2) float32, (dy, dx) in MS pixels, each in [-4, 4].
+    """
+    return tf.tensordot(kernel, tf.constant(fam_offsets()), axes=[[3], [0]])
+
+
 def _windows(xp, half):
     """Windows of a zero-padded map: ``window(dy, dx)`` holds x[i + dy, j + dx] at (i, j).
 

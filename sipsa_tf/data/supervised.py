@@ -27,7 +27,10 @@ target at PAN resolution):
 Misregistration augmentation (:class:`Displacement`): the MS input of a Wald crop is sampled
 from the MTF-filtered MS at displaced positions (a global sub-pixel offset of up to
 ``max_offset`` MS pixels plus a smooth local field) while the target stays on the PAN's grid, so
-the supervision itself teaches the feature alignment module to align.
+the supervision itself teaches the feature alignment module to align. Every supervised crop
+also knows that displacement: a fourth element ``flow`` (p, p, 2), the soft displacement the
+FAM should produce (:func:`sipsa_tf.core.ops.fam_displacement`; MS pixels), which the optional
+alignment term of the training objective uses (``--align_weight``, docs/training.md).
 
 The split of the real imagery into training and held-out regions is a JSON file
 (``experiments/grip_split.json``): no reported quality number comes from training pixels.
@@ -47,6 +50,7 @@ from sipsa_tf.constants import SCALE
 from sipsa_tf.errors import UserError
 
 PARTS = ("train", "held_out")
+OPTIONAL_PARTS = ("validation",)  # for choosing stages and checkpoints (never held-out pixels)
 SYNTHETIC_STREAM = 71   # rng stream of the training scenes (the benchmarks use 51, 52 and the
                         # synthetic sets 0-3): the training scenes are never benchmark scenes
 TRUTH_SIGMA = 0.5       # the PAN's blur in synthetic.acquire, given to the synthetic truth
@@ -68,7 +72,8 @@ def load_split(path):
 
     The file is JSON: ``{"train": [entry, ...], "held_out": [entry, ...]}``, each entry
     ``{"file": "imgIK.mat", "ms_rows": [r0, r1]}`` (``ms_rows`` optional: the whole image; rows
-    of the MS, the PAN rows are 4x). No training region may overlap a held-out one.
+    of the MS, the PAN rows are 4x). An optional ``"validation"`` list of the same form holds
+    the regions used to choose stages, checkpoints and weights. No two parts may overlap.
 
     Raises:
         data.DataError: unreadable file or bad entries (naming the file).
@@ -95,16 +100,27 @@ def load_split(path):
                                            and 0 <= rows[0] < rows[1]):
                 problems.append("%s entry %s: 'ms_rows' must be [first, end) with "
                                 "0 <= first < end" % (part, entry["file"]))
+    for part in OPTIONAL_PARTS:
+        if part in split and (not isinstance(split[part], list) or not all(
+                isinstance(e, dict) and isinstance(e.get("file"), str) for e in split[part])):
+            problems.append("'%s' must be a list of entries with a 'file'" % part)
     if not problems:
-        for train in split["train"]:
-            for held in split["held_out"]:
-                if train["file"] == held["file"] and _overlap(train.get("ms_rows"),
-                                                              held.get("ms_rows")):
-                    problems.append("training region %s overlaps held-out region %s"
-                                    % (_entry_name(train), _entry_name(held)))
+        parts = [p for p in PARTS + OPTIONAL_PARTS if p in split]
+        for i, first in enumerate(parts):
+            for second in parts[i + 1:]:
+                for a in split[first]:
+                    for b in split[second]:
+                        if a["file"] == b["file"] and _overlap(a.get("ms_rows"),
+                                                               b.get("ms_rows")):
+                            problems.append("%s region %s overlaps %s region %s" % (
+                                _PART_LABELS[first], _entry_name(a), _PART_LABELS[second],
+                                _entry_name(b)))
     if problems:
         raise data.DataError("%s: %s" % (path, "; ".join(problems)))
     return split
+
+
+_PART_LABELS = {"train": "training", "held_out": "held-out", "validation": "validation"}
 
 
 def _overlap(a, b):
@@ -133,8 +149,10 @@ def load_regions(split, part, data_dir):
     Raises:
         data.DataError: a missing or bad file, or rows outside the image (naming the file).
     """
-    if part not in PARTS:
-        raise ValueError("part must be one of %s, got %r" % (PARTS, part))
+    if part not in PARTS + OPTIONAL_PARTS:
+        raise ValueError("part must be one of %s, got %r" % (PARTS + OPTIONAL_PARTS, part))
+    if part not in split:
+        raise data.DataError("the split file has no '%s' part" % part)
     regions, cache = [], {}
     for entry in split[part]:
         path = os.path.join(data_dir, entry["file"])
@@ -237,7 +255,12 @@ class WaldImage:
         return min(self.target.shape[:2]) // SCALE
 
     def crop(self, rng, patch, displacement):
-        """One (ms (p, p, 3), pan (4p, 4p, 1), target (4p, 4p, 3)) crop."""
+        """One (ms (p, p, 3), pan (4p, 4p, 1), target (4p, 4p, 3), flow (p, p, 2)) crop.
+
+        ``flow`` is where, in the MS input, each MS pixel's content lies (MS pixels): the MS
+        is sampled at positions moved by the field (dy, dx), so the content of a PAN position
+        lies at -(dy, dx) / 4 in the MS input.
+        """
         h, w = self.target.shape[:2]
         big = SCALE * patch
         margin = min(displacement.margin, (h - big) // 2, (w - big) // 2)
@@ -254,7 +277,10 @@ class WaldImage:
                                                    order=1, mode="nearest")
                            for c in range(self.ms_filtered.shape[2])], axis=2)
         pan = self.pan_lr[y:y + big, x:x + big, None]
-        return ms.astype(np.float32), pan, self.target[y:y + big, x:x + big]
+        flow = -np.stack(np.broadcast_arrays(np.broadcast_to(dy, (patch, patch)),
+                                             np.broadcast_to(dx, (patch, patch))), axis=2)
+        return (ms.astype(np.float32), pan, self.target[y:y + big, x:x + big],
+                (flow / SCALE).astype(np.float32))
 
 
 class SyntheticScene:
@@ -269,8 +295,8 @@ class SyntheticScene:
 
     def __init__(self, seed, index, ms_size, displacement):
         rng = np.random.default_rng([seed, SYNTHETIC_STREAM, index])
-        pan_time, ms_time, _ = synthetic.render_scene(rng, SCALE * ms_size,
-                                                      road_heavy=bool(index % 2))
+        pan_time, ms_time, info = synthetic.render_scene(rng, SCALE * ms_size,
+                                                         road_heavy=bool(index % 2))
         offset = (0.0, 0.0)
         if rng.random() >= displacement.aligned_fraction:
             offset = tuple(rng.uniform(-1, 1, size=2) * SCALE * displacement.max_offset)
@@ -284,6 +310,12 @@ class SyntheticScene:
         self.target = ndimage.gaussian_filter(pan_time[:, :, :3], (TRUTH_SIGMA, TRUTH_SIGMA, 0)
                                               ).astype(np.float32)
         self.weight = float(SCALE * ms_size) ** 2
+        # where each MS pixel's content lies in the MS: the global offset, plus the motion of a
+        # car on the pixels a car covers at the PAN instant (MS pixels, 4 x 4 block means)
+        cars, _ = synthetic.car_flow(info["car_list"], SCALE * ms_size)
+        flow = (cars + np.array(offset)) / SCALE
+        self.flow = flow.reshape(ms_size, SCALE, ms_size, SCALE, 2).mean(axis=(1, 3)).astype(
+            np.float32)
 
     def max_patch(self):
         return min(self.ms.shape[:2])
@@ -294,7 +326,7 @@ class SyntheticScene:
         big = SCALE * patch
         Y, X = SCALE * y, SCALE * x
         return (self.ms[y:y + patch, x:x + patch], self.pan[Y:Y + big, X:X + big],
-                self.target[Y:Y + big, X:X + big])
+                self.target[Y:Y + big, X:X + big], self.flow[y:y + patch, x:x + patch])
 
 
 class FullResImage:
@@ -321,19 +353,30 @@ def synthetic_sources(n, ms_size, seed, displacement):
 
 # ------------------------------------------------------------------------- batches
 
-def _augment(arrays, rng):
-    """One random left-right flip and rot90 shared by every array of the batch."""
+def _augment(arrays, rng, vector=None):
+    """One random left-right flip and rot90 shared by every array of the batch.
+
+    ``vector``: index of an array of (dy, dx) displacements (B, p, p, 2), whose vectors turn
+    with the image: a left-right flip negates dx; each rot90 (counter-clockwise) maps (dy, dx)
+    to (-dx, dy).
+    """
     flip, k = bool(rng.integers(2)), int(rng.integers(4))
     out = []
-    for a in arrays:
+    for i, a in enumerate(arrays):
         if flip:
             a = a[:, :, ::-1]
-        out.append(np.ascontiguousarray(np.rot90(a, k, axes=(1, 2))))
+            if i == vector:
+                a = a * np.array([1, -1], a.dtype)
+        a = np.rot90(a, k, axes=(1, 2))
+        if i == vector:
+            for _ in range(k):
+                a = np.stack([-a[..., 1], a[..., 0]], axis=-1)
+        out.append(np.ascontiguousarray(a))
     return out
 
 
 def batches(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
-            synthetic_fraction=None, augment=True):
+            synthetic_fraction=None, augment=True, flow=False):
     """An endless generator of batches drawn from ``sources``.
 
     Args:
@@ -346,6 +389,8 @@ def batches(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
         synthetic_fraction: if given, the share of crops from :class:`SyntheticScene` sources;
             otherwise sources are drawn in proportion to their area.
         augment: one flip + rot90 per batch.
+        flow: keep the supervised crops' fourth element, the FAM's target displacement
+            (B, p, p, 2); without it the batches of supervised crops are (ms, pan, target).
 
     Yields:
         tuples of stacked arrays, one per element of a crop.
@@ -366,16 +411,20 @@ def batches(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
         picks = rng.choice(len(sources), size=batch_size, p=weights)
         crops = [sources[i].crop(rng, patch, displacement) for i in picks]
         arrays = [np.stack(parts) for parts in zip(*crops)]
-        yield tuple(_augment(arrays, rng) if augment else arrays)
+        if len(arrays) == 4 and not flow:
+            arrays = arrays[:3]
+        vector = 3 if len(arrays) == 4 else None
+        yield tuple(_augment(arrays, rng, vector) if augment else arrays)
 
 
 def dataset(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
-            synthetic_fraction=None, augment=True):
+            synthetic_fraction=None, augment=True, flow=False):
     """:func:`batches` as a ``tf.data.Dataset`` (prefetched).
 
     Returns:
-        Dataset of (ms (B, p, p, 3), pan (B, 4p, 4p, 1)[, target (B, 4p, 4p, 3)]) float32,
-        with a target for Wald/synthetic sources.
+        Dataset of (ms (B, p, p, 3), pan (B, 4p, 4p, 1)[, target (B, 4p, 4p, 3)[, flow
+        (B, p, p, 2)]]) float32, with a target for Wald/synthetic sources and the flow with
+        ``flow``.
     """
     import tensorflow as tf
     supervised = not isinstance(sources[0], FullResImage)
@@ -384,11 +433,13 @@ def dataset(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
             tf.TensorSpec([batch_size, big, big, 1], tf.float32)]
     if supervised:
         spec.append(tf.TensorSpec([batch_size, big, big, 3], tf.float32))
+        if flow:
+            spec.append(tf.TensorSpec([batch_size, patch, patch, 2], tf.float32))
     if any(isinstance(s, FullResImage) != (not supervised) for s in sources):
         raise UserError("sources mix full-resolution and supervised images")
 
     def generate():
         return batches(sources, patch, batch_size, seed, displacement, synthetic_fraction,
-                       augment)
+                       augment, flow and supervised)
 
     return tf.data.Dataset.from_generator(generate, output_signature=tuple(spec)).prefetch(4)

@@ -183,6 +183,30 @@ def _draw_cars(img, cars, yy, xx, moved):
         img[body] = car["colour"]
 
 
+def car_flow(cars, pan_size):
+    """Where each PAN-instant car pixel's content lies at the MS instant, in PAN pixels.
+
+    Args:
+        cars: the ``info["car_list"]`` of :func:`render_scene`.
+        pan_size: the scene's PAN height and width.
+
+    Returns:
+        (flow, body): (pan_size, pan_size, 2) float64 (dy, dx), the car's motion on its pixels
+        at the PAN instant and 0 elsewhere; (pan_size, pan_size) bool, those pixels.
+    """
+    yy, xx = np.mgrid[0:pan_size, 0:pan_size].astype(np.float64)
+    flow = np.zeros((pan_size, pan_size, 2))
+    body_any = np.zeros((pan_size, pan_size), bool)
+    for car in cars:
+        u, v = _road_frame(yy, xx, car["road"])
+        body = ((np.abs(u - car["u"]) < car["length"] / 2)
+                & (np.abs(v - car["v"]) < car["width"] / 2))
+        angle = car["road"]["angle"]
+        flow[body] = car["motion"] * np.array([np.sin(angle), np.cos(angle)])
+        body_any |= body
+    return flow, body_any
+
+
 def render_scene(rng, pan_size, road_heavy=False):
     """Draws one scene at the PAN and at the MS acquisition instants.
 
@@ -193,7 +217,8 @@ def render_scene(rng, pan_size, road_heavy=False):
 
     Returns:
         (pan_time, ms_time, info): two (pan_size, pan_size, 4) float64 reflectance images
-        (R, G, B, NIR, roughly 0..1) and a dict describing the scene (car count, motions).
+        (R, G, B, NIR, roughly 0..1) and a dict describing the scene (car count, motions;
+        ``car_list`` holds the cars themselves, for :func:`car_flow`).
     """
     yy, xx = np.mgrid[0:pan_size, 0:pan_size].astype(np.float64)
     base = np.zeros((pan_size, pan_size, 4))
@@ -208,6 +233,7 @@ def render_scene(rng, pan_size, road_heavy=False):
     _draw_cars(ms_time, cars, yy, xx, moved=True)
     info = {"roads": len(roads), "cars": len(cars),
             "car_motion_pan_px": [round(c["motion"], 2) for c in cars]}
+    info["car_list"] = cars  # for car_flow; not serialised
     return pan_time, ms_time, info
 
 
@@ -251,6 +277,7 @@ def make_scene(seed, set_name, index, ms_size):
     pan_time, ms_time, info = render_scene(rng, SCALE * ms_size, road_heavy)
     ms, pan, offset = acquire(rng, pan_time, ms_time)
     info["offset_pan_px"] = [round(offset[0], 3), round(offset[1], 3)]
+    info.pop("car_list")  # the scene list is JSON
     return ms, pan, info
 
 

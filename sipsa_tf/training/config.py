@@ -72,6 +72,15 @@ class TrainConfig:
     synthetic_aligned_fraction: float = None  # wald: share of synthetic scenes left aligned
                                               # (default: aligned_fraction)
     edge_weight: float = 0.0        # wald: weight of the edge-excess (anti-ghosting) term
+    # The feature alignment module (docs/training.md, "The feature alignment module"); the
+    # defaults are the original's: no alignment term, no temperature, nothing re-initialised
+    # or frozen, and the forward graph is the original's whatever these are.
+    align_weight: float = 0.0       # wald: weight of the FAM alignment term on known offsets
+    align_loss: str = "epe"         # epe (of the soft displacement) or ce (over the 81 taps)
+    fam_reinit: bool = False        # re-initialise the kernel branch after --init_checkpoint
+    fam_temperature: float = 1.0    # FAM softmax temperature at step 0, annealed linearly ...
+    fam_temperature_steps: int = 0  # ... to 1 at this global step (0: no temperature)
+    freeze_steps: int = 0           # until this global step only the kernel branch learns
     strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
     devices: str = None             # mirrored: e.g. /gpu:0,/gpu:1 or /cpu:0,/cpu:1; '': all GPUs
     precision: str = precisions.FLOAT32  # dtype of the convolutions (sipsa_tf.core.precision)
@@ -87,13 +96,21 @@ class TrainConfig:
         """The loss terms this run logs, ``loss`` first."""
         if self.objective == "wald":
             from sipsa_tf.core import losses  # TensorFlow: not at import (command lines' flags)
-            return losses.supervised_terms(self.edge_weight)
+            return losses.supervised_terms(self.edge_weight, self.align_weight,
+                                           self.align_loss)
         return OBJECTIVES[self.objective]
 
     @property
     def input_names(self):
         """The tensors of a training batch, in the dataset's order."""
-        return ("ms", "pan", "target") if self.objective == "wald" else ("ms", "pan")
+        if self.objective != "wald":
+            return ("ms", "pan")
+        return ("ms", "pan", "target") + (("flow",) if self.align_weight > 0 else ())
+
+    @property
+    def temperature(self):
+        """True when the FAM's softmax takes an annealed temperature."""
+        return self.fam_temperature_steps > 0 and self.fam_temperature != 1.0
 
     @property
     def boundary(self):
@@ -109,7 +126,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UserError("--%s must be positive, got %s" % (name, getattr(self, name)))
-        from sipsa_tf.core import model  # TensorFlow: not at import (command lines' flags)
+        from sipsa_tf.core import losses, model  # TensorFlow: not at import (the flags)
         if self.ms_patch < model.MIN_MS_SIZE:
             raise UserError("--ms_patch must be at least %d, got %d"
                              % (model.MIN_MS_SIZE, self.ms_patch))
@@ -128,7 +145,27 @@ class TrainConfig:
                 raise UserError("--%s must be in [0, 1], got %s" % (name, value))
         if self.edge_weight < 0:
             raise UserError("--edge_weight must be >= 0, got %s" % self.edge_weight)
-        for name in ("synthetic_fraction", "edge_weight"):
+        if self.align_weight < 0:
+            raise UserError("--align_weight must be >= 0, got %s" % self.align_weight)
+        if self.align_loss not in losses.ALIGN_LOSSES:
+            raise UserError("--align_loss must be one of %s, got %r"
+                            % (", ".join(losses.ALIGN_LOSSES), self.align_loss))
+        if not 1.0 <= self.fam_temperature <= 100.0:
+            raise UserError("--fam_temperature must be in [1, 100], got %s"
+                            % self.fam_temperature)
+        for name in ("fam_temperature_steps", "freeze_steps"):
+            if getattr(self, name) < 0:
+                raise UserError("--%s must be >= 0, got %s" % (name, getattr(self, name)))
+        if self.fam_temperature != 1.0 and self.fam_temperature_steps == 0:
+            raise UserError("--fam_temperature needs --fam_temperature_steps > 0")
+        if self.fam_reinit and not self.init_checkpoint:
+            raise UserError("--fam_reinit needs --init_checkpoint (a fresh run is already "
+                            "initialised)")
+        if (self.freeze_steps or self.fam_reinit or self.temperature) and \
+                self.strategy != "default":
+            raise UserError("--freeze_steps, --fam_reinit and --fam_temperature need "
+                            "--strategy=default")
+        for name in ("synthetic_fraction", "edge_weight", "align_weight"):
             if getattr(self, name) > 0 and self.objective != "wald":
                 raise UserError("--%s needs --objective=wald" % name)
         check_strategy(self.strategy, self.devices)

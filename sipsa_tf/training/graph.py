@@ -95,11 +95,25 @@ class TrainGraph:
                                        else self.iterator.initializer)
         self.graph.finalize()
 
+    def _temperature(self):
+        """The FAM softmax temperature of ``--fam_temperature``: T0 at step 0, linearly down to
+        1 at ``--fam_temperature_steps``, 1 after; None without the option (original graph)."""
+        config = self.config
+        if not config.temperature:
+            return None
+        progress = tf.minimum(tf.cast(self.global_step, tf.float32)
+                              / float(config.fam_temperature_steps), 1.0)
+        return config.fam_temperature - (config.fam_temperature - 1.0) * progress
+
     def _objective(self, batch):
-        """Forward pass and loss terms of a batch (dict ms, pan[, target])."""
-        fwd = model.forward(batch["ms"], batch["pan"], policy=self.policy)
+        """Forward pass and loss terms of a batch (dict ms, pan[, target[, flow]])."""
+        fwd = model.forward(batch["ms"], batch["pan"], policy=self.policy,
+                            temperature=self._temperature())
         if self.config.objective == "wald":
             terms = losses.supervised_l1(fwd.output, batch["target"], self.config.edge_weight)
+            if self.config.align_weight > 0:
+                terms = losses.with_alignment(terms, fwd.kernel, batch["flow"],
+                                              self.config.align_weight, self.config.align_loss)
         else:
             terms = losses.sipsa_loss(
                 fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
@@ -120,7 +134,7 @@ class TrainGraph:
         optimizer = self._schedule(config)
         self.iterator = None
         names = config.input_names
-        channels = {"ms": 3, "pan": 1, "target": 3}
+        channels = {"ms": 3, "pan": 1, "target": 3, "flow": 2}
         batch = [None] * len(names)
         if dataset_fn is not None:
             self.iterator = tf.compat.v1.data.make_initializable_iterator(dataset_fn())
@@ -133,11 +147,19 @@ class TrainGraph:
                             tf.compat.v1.placeholder_with_default(tensor, shape, name=name))
         self.ms, self.pan = inputs["ms"], inputs["pan"]
         self.target = inputs.get("target")
+        self.flow = inputs.get("flow")
         self.forward, self.loss_terms = self._objective(inputs)
         self.network_variables = network.network_variables(self.graph)
+        kernel_branch = network.kernel_branch_variables(self.network_variables)
+        if config.freeze_steps > 0:
+            # until --freeze_steps the other variables' gradients are zero (Adam's moments of a
+            # fresh run stay zero, so they do not move; their weight decay of 1e-7 still runs)
+            optimizer.gate = ({v.op.name for v in kernel_branch}, tf.cast(self.global_step >= config.freeze_steps,
+                                                          tf.float32))
         grads_and_vars, self.train_op, self.loss_scale = precision.minimize(
             optimizer, self.loss_terms["loss"], self.network_variables, self.global_step,
             self.policy)
+        self.reinit_op = _kernel_branch_init(kernel_branch) if config.fam_reinit else None
         self.gradients = [g for g, _ in grads_and_vars]
         with tf.control_dependencies([self.train_op]):
             self.step_after = tf.identity(self.global_step.read_value())
@@ -175,9 +197,14 @@ class TrainGraph:
                                       for t in distribute.local_values(self.replicas, v)])
             with tf.control_dependencies([self.train_op]):
                 self.step_after = tf.identity(self.global_step.read_value())
-        self.ms = self.pan = self.target = self.forward = None
+        self.ms = self.pan = self.target = self.flow = self.forward = None
         self.gradients = None
+        self.reinit_op = None
         return optimizer
+
+    def reinitialize_kernel_branch(self, session):
+        """Runs ``--fam_reinit``: new weights for convolutions 1-11 (see _kernel_branch_init)."""
+        session.run(self.reinit_op)
 
     def _stored(self, variable):
         """What a saver reads and writes for ``variable``: itself, or the first replica's copy
@@ -234,3 +261,28 @@ class TrainGraph:
     def _sync(self, session):
         if self._sync_op is not None:
             session.run(self._sync_op)
+
+
+# Residual convolutions of the kernel branch (y + conv(lrelu(y))): conv03 and conv05-conv11.
+_RESIDUAL_KERNEL_LAYERS = (3,) + tuple(range(5, 12))
+RESIDUAL_INIT_SCALE = 0.1
+
+
+def _kernel_branch_init(variables):
+    """``--fam_reinit``: He-normal weights (residual convolutions x 0.1), zero biases.
+
+    Gives the kernel branch gradients again after its softmax has saturated (docs/training.md,
+    "The feature alignment module"); names and shapes are unchanged.
+    """
+    assigns = []
+    for v in variables:
+        shape = v.shape.as_list()
+        if v.op.name.split("/")[-1].startswith("b_"):
+            assigns.append(v.assign(tf.zeros(shape)))
+            continue
+        number = int(v.op.name[-2:])
+        std = np.sqrt(2.0 / (shape[0] * shape[1] * shape[2]))
+        if number in _RESIDUAL_KERNEL_LAYERS:
+            std *= RESIDUAL_INIT_SCALE
+        assigns.append(v.assign(tf.random.normal(shape, stddev=std)))
+    return tf.group(assigns)

@@ -210,7 +210,8 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
                 config.readers, config.shuffle_buffer, config.img_div, seed, config.augment)
         return supervised.dataset(
             pairs, config.ms_patch, config.batch_size, seed, config.displacement(),
-            config.synthetic_fraction if config.synthetic_fraction > 0 else None, config.augment)
+            config.synthetic_fraction if config.synthetic_fraction > 0 else None, config.augment,
+            flow="flow" in config.input_names)
 
     graph = TrainGraph(config, dataset_fn)
     if graph.replicas is not None:
@@ -277,6 +278,9 @@ def _start(config, graph, session, start, log):
         log("initialised from %s (network%s)" % (
             init_prefix, ", Adam slots and global step %d" % start_step
             if config.init_optimizer else " only"))
+        if config.fam_reinit:
+            graph.reinitialize_kernel_branch(session)
+            log("kernel branch (conv01-conv11) re-initialised (--fam_reinit)")
     step = int(session.run(graph.global_step))
     total = config.total_steps
     n_params = sum(int(np.prod(v.shape.as_list())) for v in graph.network_variables)

@@ -31,6 +31,17 @@ class AdamWOptimizer(tf.compat.v1.train.AdamOptimizer):
         self._weight_decay = weight_decay
         self._weight_decay_t = None
         self._gradients_done = []
+        # (names of the variables that always learn, 0/1 scalar tensor): the other variables'
+        # gradients are multiplied by the scalar (--freeze_steps); None: no gate
+        self.gate = None
+
+    def compute_gradients(self, loss, var_list=None, **kwargs):
+        grads_and_vars = super().compute_gradients(loss, var_list=var_list, **kwargs)
+        if self.gate is None:
+            return grads_and_vars
+        free, open_ = self.gate
+        return [(g if g is None or v.op.name in free else g * open_, v)
+                for g, v in grads_and_vars]
 
     def _prepare(self):
         super()._prepare()

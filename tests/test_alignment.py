@@ -1,0 +1,224 @@
+"""The feature alignment module's displacement, its end-point error, the alignment term and the
+FAM training options (issue 21; docs/training.md, "The feature alignment module")."""
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, run_graph
+from sipsa_tf.data import supervised
+from sipsa_tf.core import losses, ops
+from sipsa_tf.evaluation import alignment, quality
+
+GOLDEN = REPO_ROOT + "/tests/golden/network_variables.txt"
+
+
+def _numpy_displacement(kernel):
+    """Independent reference: loop over the 9 x 9 taps, tap 9a + b -> (a - 4, b - 4)."""
+    out = np.zeros(kernel.shape[:-1] + (2,))
+    for a in range(9):
+        for b in range(9):
+            out[..., 0] += kernel[..., 9 * a + b] * (a - 4)
+            out[..., 1] += kernel[..., 9 * a + b] * (b - 4)
+    return out
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_soft_displacement_matches_the_numpy_reference(rng):
+    kernel = _softmax(rng.normal(0, 2, size=(2, 5, 6, 81)))
+    expected = _numpy_displacement(kernel)
+    np.testing.assert_allclose(alignment.soft_displacement(kernel), expected, atol=1e-12)
+    got = run_graph(ops.fam_displacement, kernel)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_one_hot_kernel_displacement_is_its_tap_and_the_fam_reads_from_there(rng):
+    # The kernel one-hot on tap (a, b) = (5, 6) -> D = (1, 2); the FAM then reads f[i + 1, j + 2],
+    # so an MS rolled by (1, 2) is moved back onto the PAN grid: D is where the content lies.
+    kernel = np.zeros((1, 12, 12, 81))
+    kernel[..., 9 * 5 + 6] = 1.0
+    np.testing.assert_allclose(alignment.soft_displacement(kernel)[0, 3, 3], (1.0, 2.0))
+    f = rng.normal(size=(1, 12, 12, 3))
+    rolled = np.roll(f, (1, 2), axis=(1, 2))
+    out = run_graph(ops.local_conv, rolled, kernel)
+    np.testing.assert_allclose(out[0, :10, :10], f[0, :10, :10], atol=1e-6)
+
+
+def test_endpoint_error_spread_and_zero_predictor():
+    d = np.zeros((4, 4, 2))
+    d[..., 0] = 1.0
+    assert alignment.endpoint_error(d, (1.0, 0.0)) == 0.0
+    assert alignment.endpoint_error(d, (1.0, 1.0)) == pytest.approx(1.0)
+    assert alignment.endpoint_error(np.zeros_like(d), (3.0, 4.0)) == pytest.approx(5.0)
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = True
+    d2 = d.copy()
+    d2[0, 0] = (4.0, 0.0)
+    assert alignment.endpoint_error(d2, (1.0, 0.0), mask) == pytest.approx(3.0)
+    assert alignment.spread(d) == 0.0
+    # one pixel of 16 off by 3: rms distance from the mean = 3 * sqrt(15) / 16
+    assert alignment.spread(d2) == pytest.approx(3 * np.sqrt(15) / 16)
+
+
+def test_alignment_term_is_zero_when_the_displacement_is_the_truth(rng):
+    truth = rng.uniform(-2, 2, size=(2, 4, 4, 2))
+    value = run_graph(losses.alignment_epe, truth, truth)
+    assert value == pytest.approx(1e-4, rel=1e-3)  # the sqrt floor only
+    other = truth + np.array([0.3, -0.4])
+    value = run_graph(losses.alignment_epe, other, truth)
+    assert value == pytest.approx(0.5, abs=1e-4)
+
+
+def test_integer_shift_of_a_real_image_is_a_roll_of_the_degraded_ms(rng):
+    ms = rng.uniform(0.1, 0.5, size=(32, 40, 3))
+    pan = rng.uniform(0.1, 0.5, size=(128, 160))
+    wald = alignment.DisplacedWald(ms, pan, quality.sensor_subset("WV2", (5, 3, 2)))
+    shifted = wald.ms_shifted((1.0, -2.0))
+    rolled = np.roll(wald.ms_lr, (1, -2), axis=(0, 1))
+    np.testing.assert_allclose(shifted[2:-2, 2:-2], rolled[2:-2, 2:-2], atol=1e-12)
+    np.testing.assert_array_equal(wald.ms_shifted((0.0, 0.0)), wald.ms_lr)
+
+
+def _ramp_image():
+    h = w = 48
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ms = np.stack([0.01 * yy, 0.01 * xx, 0.005 * (yy + xx)], axis=2)
+    region = supervised.Region("ramp", ms, np.zeros((4 * h, 4 * w), np.float32),
+                               {"ms": [0.3] * 3, "pan": 0.15}, None)
+    image = supervised.WaldImage(region)
+    image.ms_filtered = ms  # a ramp: bilinear sampling is exact
+    return image
+
+
+def test_crop_flow_points_to_where_the_content_lies_after_augmentation():
+    # On a ramp, the MS input at a pixel holds the value of position 4i + 2 + field: the content
+    # of PAN position 4i + 2 lies at MS position i + flow. Checked after every flip/rotation too:
+    # the flow vectors must turn with the arrays.
+    image = _ramp_image()
+    shift = supervised.Displacement(max_offset=1.5, local_offset=0.0, aligned_fraction=0.0)
+    sampler = np.random.default_rng(5)
+    for trial in range(12):
+        ms_in, pan, target, flow = image.crop(sampler, 8, shift)
+        arrays = supervised._augment([a[None] for a in (ms_in, pan, target, flow)],
+                                     np.random.default_rng(trial), vector=3)
+        ms_in, _, target, flow = (a[0] for a in arrays)
+        # target is the original ramp at PAN resolution (after the same flip/rotation): the value
+        # its pixel 4i + 2 has must be found in ms_in at i + flow (bilinear; flow is global)
+        f = flow[0, 0]
+        np.testing.assert_allclose(flow, np.broadcast_to(f, flow.shape), atol=1e-6)
+        # The MS samples PAN position 4i + 2 of each 4 x 4 block, which a flip turns into
+        # 4i + 1: compare with the block centre 4i + 1.5, within half a PAN pixel (0.005 on the
+        # ramp); a wrongly turned vector is off by 2 |flow| MS pixels = 8 |flow| PAN pixels.
+        assert np.abs(f).max() > 0.2
+        centre = 0.25 * (target[1::4, 1::4] + target[2::4, 1::4] + target[1::4, 2::4]
+                         + target[2::4, 2::4])
+        for c in range(2):
+            moved = _bilinear(ms_in[:, :, c], f)
+            inner = (slice(2, -2), slice(2, -2))
+            np.testing.assert_allclose(moved[inner], centre[inner][..., c], atol=0.0051)
+
+
+def _bilinear(image, shift):
+    from scipy import ndimage
+    h, w = image.shape
+    rows = np.arange(h)[:, None] + shift[0] + np.zeros((1, w))
+    cols = np.arange(w)[None, :] + shift[1] + np.zeros((h, 1))
+    return ndimage.map_coordinates(image.astype(np.float64), [rows, cols], order=1,
+                                   mode="nearest")
+
+
+def test_synthetic_scene_flow_is_the_offset_and_the_cars_motion():
+    scenes = supervised.synthetic_sources(2, 16, 0, supervised.Displacement(2.0, 0.0, 0.0))
+    for scene in scenes:
+        global_flow = np.array(scene.offset) / 4
+        counts = np.isclose(scene.flow, global_flow, atol=1e-5).all(axis=-1)
+        assert counts.mean() > 0.5  # most pixels carry no car
+        assert scene.flow.shape == (16, 16, 2)
+
+
+def _train_config(tmp_path, **kw):
+    from sipsa_tf.training.config import TrainConfig
+    return TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path), objective="wald", **kw)
+
+
+def test_fam_flags_are_refused_out_of_range(tmp_path):
+    from sipsa_tf.errors import UserError
+    bad = [({"align_weight": -1.0}, "--align_weight must be >= 0"),
+           ({"fam_temperature": 0.5, "fam_temperature_steps": 10}, "--fam_temperature must be in"),
+           ({"fam_temperature": 200.0, "fam_temperature_steps": 10}, "--fam_temperature must be"),
+           ({"fam_temperature": 5.0}, "needs --fam_temperature_steps"),
+           ({"fam_temperature_steps": -1}, "--fam_temperature_steps must be >= 0"),
+           ({"freeze_steps": -3}, "--freeze_steps must be >= 0"),
+           ({"fam_reinit": True}, "--fam_reinit needs --init_checkpoint")]
+    for settings, message in bad:
+        with pytest.raises(UserError, match=message):
+            _train_config(tmp_path, **settings).validate()
+    from sipsa_tf.training.config import TrainConfig
+    with pytest.raises(UserError, match="--align_weight needs --objective=wald"):
+        TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path), align_weight=1.0).validate()
+
+
+def test_fam_options_keep_the_variable_names_and_shapes(tmp_path):
+    from sipsa_tf.training.graph import TrainGraph
+    config = _train_config(tmp_path, align_weight=1.0, fam_reinit=True, init_checkpoint="x",
+                           fam_temperature=10.0, fam_temperature_steps=5, freeze_steps=3)
+    graph = TrainGraph(config, test_ops=False)
+    names = ["%s %s" % (v.op.name, v.shape.as_list()) for v in graph.network_variables]
+    with open(GOLDEN, encoding="utf-8") as f:
+        golden = [line.strip() for line in f if line.strip()]
+    assert sorted(names) == sorted(golden)
+    assert graph.loss_names == ("loss", "l1", "align_epe")
+
+
+def test_freeze_and_reinit_touch_only_what_they_say(rng, tmp_path):
+    from sipsa_tf.core import network
+    from sipsa_tf.training.graph import TrainGraph
+    config = _train_config(tmp_path, align_weight=1.0, fam_reinit=True, init_checkpoint="x",
+                           freeze_steps=100, learning_rate=1e-3, fam_temperature=5.0,
+                           fam_temperature_steps=10)
+    graph = TrainGraph(config, test_ops=False)
+    image = supervised.WaldImage(supervised.Region(
+        "r", rng.uniform(0.1, 0.5, (32, 32, 3)).astype(np.float32),
+        rng.uniform(0.1, 0.5, (128, 128)).astype(np.float32),
+        quality.sensor_subset("WV2", (5, 3, 2)), "WV2"))
+    shift = supervised.Displacement(1.0, 0.0, 0.0)
+    crops = [image.crop(rng, 8, shift) for _ in range(2)]
+    ms, pan, target, flow = [np.stack(parts) for parts in zip(*crops)]
+    feed = graph.feed(ms, pan, target)
+    feed[graph.flow] = flow
+    branch = set(v.op.name for v in network.kernel_branch_variables(graph.network_variables))
+    assert len(branch) == 22
+    with graph.session() as session:
+        graph.initialize(session)
+        before = dict(zip([v.op.name for v in graph.network_variables],
+                          session.run(graph.network_variables)))
+        graph.reinitialize_kernel_branch(session)
+        reinit = dict(zip(before, session.run(graph.network_variables)))
+        for _ in range(3):
+            session.run(graph.train_op, feed)
+        after = dict(zip(before, session.run(graph.network_variables)))
+    for name in before:
+        if name in branch:
+            assert not np.array_equal(after[name], reinit[name]), name
+        else:
+            np.testing.assert_array_equal(reinit[name], before[name])
+            # frozen: only the decoupled weight decay (1e-7 per step) moves them
+            np.testing.assert_allclose(after[name], before[name], rtol=1e-5, atol=1e-12)
+    assert all(not np.any(reinit[n]) for n in branch if "/b_conv" in n)
+
+
+def test_tap_targets_are_bilinear_weights_whose_expectation_is_the_truth(rng):
+    truth = rng.uniform(-3.5, 3.5, size=(2, 3, 3, 2))
+    truth[0, 0, 0] = (1.0, -2.0)  # an integer displacement is one tap
+    targets = run_graph(losses.tap_targets, truth)
+    np.testing.assert_allclose(targets.sum(-1), 1.0, atol=1e-6)
+    assert targets.min() >= 0
+    np.testing.assert_allclose(_numpy_displacement(targets), truth, atol=1e-5)
+    assert targets[0, 0, 0, 9 * 5 + 2] == pytest.approx(1.0)
+    # the cross-entropy is lowest for the kernel equal to the targets (Gibbs' inequality)
+    best = run_graph(losses.alignment_cross_entropy, targets, truth)
+    worse = run_graph(losses.alignment_cross_entropy, _softmax(rng.normal(size=targets.shape)),
+                      truth)
+    assert best < worse
