@@ -1,6 +1,6 @@
 """Scaling out on one machine: training replicas and scene workers, as ratios in one run.
 
-SIPSA-Net (Lee, Seo, Kim, CVPR 2021). Two measurements (README, "Scaling out"):
+SIPSA-Net (Lee, Seo, Kim, CVPR 2021). Two measurements (docs/scaling.md):
 
 * training: AdamW steps/s of the session trainer (:class:`sipsa_tf.training.loop.TrainGraph`) on one
   device (``--strategy=default``, the reference) and with ``--strategy=mirrored`` over two

@@ -57,7 +57,7 @@ def _define_flags():
     flags.DEFINE_integer("seed", d.seed, "Seed (synthetic scenes, random init, adaptation).")
     flags.DEFINE_enum("progress", d.progress, ["auto", "on", "off"], "Progress bar on stderr.")
     flags.DEFINE_string("precision", d.precision, "SIPSA-Net's convolutions in float32 (the "
-                        "faithful port), bfloat16 or float16 (README, \"Precision\").")
+                        "faithful port), bfloat16 or float16 (docs/performance.md, \"Precision\").")
 
 
 _define_flags()

@@ -21,7 +21,7 @@ from absl import flags
 
 from sipsa_tf import checkpoint_paths
 from sipsa_tf.cli import common as cli
-from sipsa_tf.scene.options import SceneOptions  # no TensorFlow: flags' defaults
+from sipsa_tf.scene.options import SceneOptions, parse_bands  # no TensorFlow
 
 # duplicates pairs these flag definitions with other command lines' (same shape: name, the
 # library's default, help text); they are declarations, one per flag, not repeated logic.
@@ -65,7 +65,7 @@ flags.DEFINE_string("pairs", None, "CSV file of scenes, one 'pan,ms,out' per lin
                     "to the file's folder), run as one job; replaces --pan, --ms and --out.")
 flags.DEFINE_string("precision", _D.precision, "float32 (the faithful port), bfloat16 or float16: "
                     "the dtype of the network's convolutions; normalisation, softmax and the "
-                    "alignment module stay float32 (README, \"Precision\").")
+                    "alignment module stay float32 (docs/performance.md, \"Precision\").")
 
 FLAGS = flags.FLAGS
 
@@ -88,15 +88,16 @@ def _pansharpen(outputs):
             raise UserError("--pairs replaces --pan, --ms and --out; give one or the other")
     else:
         cli.require(FLAGS, "pan", "ms", "out")
-    checkpoint = checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
-    from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
-    options = scene.SceneOptions(
-        bands=scene.parse_bands(FLAGS.bands) if FLAGS.bands else None, bits=FLAGS.bits,
+    options = SceneOptions(
+        bands=parse_bands(FLAGS.bands) if FLAGS.bands else None, bits=FLAGS.bits,
         nodata=FLAGS.nodata,
         tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
         preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
         precision=FLAGS.precision)
+    options.validate()  # the flags' values, then the checkpoint's path
+    checkpoint = checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
+    from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
     if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
         outputs.extend(options.outputs(FLAGS.out))
         summary = scene.pansharpen_scene(checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
