@@ -14,6 +14,8 @@ INSTALL_REQUIRES = [
     "pillow>=10.0,<14",
     "absl-py>=2.0,<3",
     "scipy>=1.11,<2",
+    # GDAL-backed reading and COG writing of scenes (the wheel bundles GDAL; docs/scenes.md)
+    "rasterio>=1.4,<2",
 ]
 
 EXTRAS_REQUIRE = {

@@ -37,51 +37,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from misalignment import misaligned_scene  # noqa: E402  (the benchmark's own scenes)
 
 from sipsa_tf.constants import SCALE  # noqa: E402
-from sipsa_tf.data import synthetic  # noqa: E402
 from sipsa_tf.evaluation import alignment  # noqa: E402
 
 PANEL_SHIFT = (1.0, -1.0)
-CAR_COVER = 0.5  # an MS pixel counts as a car pixel when a car covers this share of it
-
-
-def synthetic_truth(offset, info, ms_size):
-    """Known displacement of a misalignment-benchmark scene, at MS resolution.
-
-    Returns:
-        (truth (h, w, 2) MS pixels, cars (h, w) bool): the global shift (d/2, d) PAN pixels
-        everywhere, plus the car's motion on the MS pixels a car covers at the PAN instant.
-    """
-    flow, body = synthetic.car_flow(info["car_list"], SCALE * ms_size)
-    flow = flow + np.array([0.5 * offset, float(offset)])
-    blocks = lambda a: a.reshape(ms_size, SCALE, ms_size, SCALE, *a.shape[2:]).mean(axis=(1, 3))
-    cover = blocks(body.astype(np.float64))
-    return blocks(flow) / SCALE, cover >= CAR_COVER
 
 
 def measure_synthetic(pansharpener, scenes, offsets, ms_size, seed=0, keep=None):
-    """EPE of the FAM on the benchmark scenes: rows of scene, offset, epe_global, epe_cars and
-    their zero predictors (border of 2 MS pixels left out)."""
+    """EPE of the FAM on the benchmark scenes (:func:`alignment.synthetic_epe`): rows of scene,
+    offset_pan_px, epe_global, epe_cars and their zero predictors, car_pixels, max_tap, spread."""
     rows = []
     for index in range(scenes):
         for d in offsets:
             ms, pan, _, _, info = misaligned_scene(seed, index, ms_size, d)
-            res = pansharpener.alignment(ms, pan)
-            truth, cars = synthetic_truth(d, info, ms_size)
-            inner = (slice(2, -2), slice(2, -2))
-            disp, truth, cars = res["displacement"][inner], truth[inner], cars[inner]
-            zero = np.zeros_like(disp)
-            row = {"scene": index, "offset_pan_px": d,
-                   "epe_global": alignment.endpoint_error(disp, truth, ~cars),
-                   "epe_global_zero": alignment.endpoint_error(zero, truth, ~cars),
-                   "epe_cars": alignment.endpoint_error(disp, truth, cars) if cars.any()
-                   else float("nan"),
-                   "epe_cars_zero": alignment.endpoint_error(zero, truth, cars) if cars.any()
-                   else float("nan"),
-                   "car_pixels": int(cars.sum()), "max_tap": float(res["max_tap"].mean()),
-                   "spread": alignment.spread(disp)}
-            rows.append(row)
+            row = alignment.synthetic_epe(pansharpener, ms, pan, (0.5 * d, float(d)),
+                                          info["car_list"])
+            disp = row.pop("displacement")
+            rows.append(dict(row, scene=index, offset_pan_px=d))
             if keep is not None:
-                keep(index, d, ms, pan, res["displacement"])
+                keep(index, d, ms, pan, disp)
     return rows
 
 

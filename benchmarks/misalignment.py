@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from sipsa_tf.data import synthetic
-from sipsa_tf.evaluation import quality
+from sipsa_tf.evaluation import alignment, quality
 from sipsa_tf.evaluation.methods import Methods
 from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, save_png
 from sipsa_tf.evaluation.plots import ghosting, line_plot, plot_grid
@@ -92,6 +92,23 @@ def _car_centre(moving):
     return np.unravel_index(np.argmax(inner), inner.shape)
 
 
+def fam_table(fam_rows, offsets):
+    """Markdown: SIPSA-Net's FAM end-point error per offset, global and on the moving cars,
+    each beside the zero predictor's (MS pixels; :func:`alignment.synthetic_epe`)."""
+    lines = ["## SIPSA-Net's feature alignment module: end-point error (MS pixels; lower is "
+             "better; zero predictor in brackets)\n",
+             "| | %s |" % " | ".join("d=%g" % d for d in offsets),
+             "|" + " --- |" * (len(offsets) + 1)]
+    for key, label in (("epe_global", "global offset"), ("epe_cars", "moving cars")):
+        cells = []
+        for d in offsets:
+            mine = [r for r in fam_rows if r["offset"] == d]
+            cells.append("%.3f (%.3f)" % (np.nanmean([r[key] for r in mine]),
+                                          np.nanmean([r[key + "_zero"] for r in mine])))
+        lines.append("| %s | %s |" % (label, " | ".join(cells)))
+    return "\n".join(lines) + "\n"
+
+
 def mean_table(rows, key, methods, offsets):
     """Markdown table of the mean of ``key`` over scenes: methods x offsets, best in bold."""
     means = {(m, d): float(np.nanmean([r[key] for r in rows
@@ -140,6 +157,7 @@ def run(args, command):
     bar = Progress(args.scenes * len(offsets) * len(methods.names), "misalignment",
                    mode=args.progress)
     rows, done, start = [], 0, time.time()
+    fam_rows = []  # the FAM's end-point error (SIPSA-Net; docs/alignment.md)
     try:
         for index in range(args.scenes):
             for d in offsets:
@@ -154,6 +172,11 @@ def run(args, command):
                            "seconds": time.time() - t0}
                     row.update(scores(fused, truth, moving))
                     rows.append(row)
+                    if name == "sipsa":
+                        fam = alignment.synthetic_epe(methods.pansharpener, ms, pan,
+                                                      (0.5 * d, float(d)), info["car_list"])
+                        fam.pop("displacement")
+                        fam_rows.append(dict(fam, offset=d))
                     fused_by[name] = np.asarray(fused, np.float64)
                     done += 1
                     bar.update(done, "scene %d offset %g %s" % (index, d, name))
@@ -179,6 +202,8 @@ def run(args, command):
                 methods.source())]
     for name, reason in methods.skipped.items():
         parts.append("%s skipped: %s\n" % (name, reason))
+    if fam_rows:
+        parts.append(fam_table(fam_rows, offsets))
     plots = []
     for key in INDEX_KEYS:
         arrow = "higher is better" if HIGHER_IS_BETTER[key] else "lower is better"

@@ -94,13 +94,15 @@ def _write_pair(directory, n):
     return pan_path, ms_path
 
 
-def child_tiled(n, repeats, tile):
-    """The scene tool on n x n PAN GeoTIFFs (uint16, 11-bit) written to a temporary folder."""
+def child_tiled(n, repeats, tile, cog=False):
+    """The scene tool on n x n PAN GeoTIFFs (uint16, 11-bit) written to a temporary folder
+    (``cog``: COG output, ``--cog``)."""
     from sipsa_tf import scene
     with tempfile.TemporaryDirectory() as tmp:
         pan_path, ms_path = _write_pair(tmp, n)
         model = scene.TileModel(None, seed=0)
-        options = scene.SceneOptions(tile=tile, bits=11, progress="off")
+        options = scene.SceneOptions(tile=tile, bits=11, progress="off",
+                                     **({"cog": True} if cog else {}))
         out = os.path.join(tmp, "out.tif")
 
         def run():
@@ -249,7 +251,7 @@ def run_child(args):
     if args.kind in ("whole", "literal"):
         result = child_memory(args.kind, args.size, args.repeats)
     elif args.kind == "tiled":
-        result = child_tiled(args.size, args.repeats, args.tile)
+        result = child_tiled(args.size, args.repeats, args.tile, args.cog)
     elif args.kind == "conv":
         result = child_conv(args.repeats)
     elif args.kind == "literal_once":
@@ -293,6 +295,8 @@ def main():
                              "formulation, no warm-up (default sizes 1024,2048)")
     parser.add_argument("--checkpoint", default=BUNDLED_CHECKPOINT,
                         help="checkpoint of the one-shot runs")
+    parser.add_argument("--cog", action="store_true",
+                        help="with --child tiled: COG output (sipsa-pansharpen --cog)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -59,7 +59,7 @@ def child(args):
          lambda a: "x".join(str(v) for v in a[1].shape[:2]))
     wrap(tile_model.TileModel, "tail", "network, PAN-resolution tail",
          lambda a: "%dx%d" % tuple(a[2][2:]))
-    wrap(run.geotiff.Raster, "read", "read window")
+    wrap(run.Raster, "read", "read window")
     wrap(run.geotiff.TiffSink, "put", "encode + queue tile")
     wrap(run.geotiff.TiffSink, "finish", "finish writing (wait for the writer)")
     wrap(run.geotiff.TiffSink, "commit", "rename into place")

@@ -30,19 +30,35 @@ _D = SceneOptions()
 flags.DEFINE_string("checkpoint", checkpoint_paths.default_checkpoint(), "Checkpoint prefix "
                     "or directory (only op_net/G/* is read; the original's model-100000 works "
                     "too). Default: the bundled one.")
-flags.DEFINE_string("pan", None, "PAN TIFF/GeoTIFF, one band, 4x the MS size.")
-flags.DEFINE_string("ms", None, "MS TIFF/GeoTIFF, 3 or more bands, same data type as the PAN.")
-flags.DEFINE_string("out", None, "Output GeoTIFF: 3 bands at PAN resolution, the PAN's "
-                    "georeferencing, tiled and deflate-compressed.")
+flags.DEFINE_string("pan", None, "PAN raster, one band: any format GDAL reads (GeoTIFF, COG, "
+                    "JPEG 2000, NITF, DIMAP, .TIL, VRT; docs/scenes.md).")
+flags.DEFINE_string("ms", None, "MS raster, 3 or more bands, same data type as the PAN, pixels "
+                    "4x the PAN's: co-registered from the georeferencing (else exactly 4x "
+                    "smaller in pixels).")
+flags.DEFINE_string("out", None, "Output GeoTIFF: 3 bands on the PAN's grid (whole MS pixels, "
+                    "per --extent), the PAN's georeferencing, tiled and deflate-compressed "
+                    "(--cog: a Cloud-Optimised GeoTIFF).")
+flags.DEFINE_enum("extent", _D.extent, ["intersection", "pan"], "Output extent of a "
+                  "georeferenced pair: the whole MS pixels both cover, or the PAN's (padded "
+                  "with nodata where the MS is missing). A line says what was cropped/padded.")
+flags.DEFINE_enum("resampling", _D.resampling, ["bilinear", "cubic"], "How the MS is resampled "
+                  "onto the PAN's grid where the grids do not coincide (GDAL's warper).")
+flags.DEFINE_bool("cog", _D.cog, "Write the output (and --aligned_out) as Cloud-Optimised "
+                  "GeoTIFFs with averaged internal overviews.")
+flags.DEFINE_integer("cog_blocksize", _D.cog_blocksize, "Tile size of the COG in pixels.")
+flags.DEFINE_enum("cog_compress", _D.cog_compress, ["deflate", "zstd", "lzw", "none"],
+                  "Compression of the COG (with the predictor).")
 flags.DEFINE_string("bands", None, "The 3 MS bands used, 1-based, in the order the network "
                     "takes them (R,G,B), e.g. 5,3,2 for 8-band WorldView-2/3. Default: 1,2,3 "
                     "for a 3-band MS; 3,2,1 (4 bands) and 5,3,2 (8 bands) with a warning; "
                     "other band counts need it.")
-flags.DEFINE_integer("bits", _D.bits, "Bits per sample: values are DN / (2^bits - 1). 0: uint8 "
+flags.DEFINE_integer("bits", _D.bits, "Bits per sample: values are DN / (2^bits - 1). 0: "
+                     "GDAL's NBITS metadata where the files have it, else uint8 "
                      "-> 8; uint16/int16 -> 11 if no valid value exceeds 2047, 12 if none "
                      "exceeds 4095, else 16 (int16: 15); float32 input needs it.")
-flags.DEFINE_float("nodata", None, "Nodata value (default: the PAN's GDAL_NODATA tag, if any). "
-                   "Pixels where the PAN or any used MS band has it are nodata in the output.")
+flags.DEFINE_float("nodata", None, "Nodata value (default: the PAN's, if any). Pixels where "
+                   "the PAN or any used MS band has it, or their masks say invalid, are nodata "
+                   "in the output.")
 flags.DEFINE_integer("tile", _D.tile, "Tile side in PAN pixels (multiple of 16): the output's "
                      "TIFF tile size; the network's MS-resolution part runs on a tile plus halo.")
 flags.DEFINE_integer("tail_tile", _D.tail_tile, "Largest piece (PAN pixels) on which the "
@@ -51,7 +67,8 @@ flags.DEFINE_integer("halo", _D.halo, "Halo around each tile in MS pixels (>= th
                      "field, 31).")
 flags.DEFINE_enum("out_type", _D.out_type, ["native", "float32"], "Output type: the input's "
                   "type (DN rounded and clipped) or float32 (DN, unrounded).")
-flags.DEFINE_string("aligned_out", None, "Also write the MS aligned to the PAN (GeoTIFF).")
+flags.DEFINE_string("aligned_out", None, "Also write the MS aligned to the PAN (GeoTIFF, or COG "
+                    "with --cog).")
 flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98% stretch).")
 flags.DEFINE_integer("preview_size", _D.preview_size, "Longest side of the preview in pixels.")
 flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra-op threads (0: default).")
@@ -81,6 +98,10 @@ def interrupted_line(outputs, start):
     return "interrupted; complete: %s; nothing else written" % ", ".join(written)
 
 
+def _say(line):
+    print(line, flush=True)
+
+
 def _pansharpen(outputs):
     from sipsa_tf.errors import UserError
     if FLAGS.pairs:
@@ -94,14 +115,15 @@ def _pansharpen(outputs):
         tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
         preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
-        precision=FLAGS.precision)
+        precision=FLAGS.precision, extent=FLAGS.extent, resampling=FLAGS.resampling,
+        cog=FLAGS.cog, cog_blocksize=FLAGS.cog_blocksize, cog_compress=FLAGS.cog_compress)
     options.validate()  # the flags' values, then the checkpoint's path
     checkpoint = checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
     from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
     if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
         outputs.extend(options.outputs(FLAGS.out))
         summary = scene.pansharpen_scene(checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
-                                         options)
+                                         options, say=_say)
         scene.print_summary(summary)
         return
     from sipsa_tf.scene import cluster
@@ -109,7 +131,7 @@ def _pansharpen(outputs):
             else [(FLAGS.pan, FLAGS.ms, FLAGS.out)])
     outputs.extend(p for _, _, out in jobs for p in options.outputs(out))
     summary = cluster.pansharpen_job(checkpoint, jobs, options, FLAGS.scheduler,
-                                     FLAGS.workers)
+                                     FLAGS.workers, say=_say)
     cluster.print_job_summary(summary)
 
 

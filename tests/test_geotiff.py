@@ -1,4 +1,5 @@
-"""Windowed GeoTIFF reading and atomic tiled writing (sipsa_tf.io.geotiff), checked with tifffile."""
+"""Windowed reading through GDAL (sipsa_tf.io.raster) of TIFFs written by tifffile in every
+layout, and atomic tiled writing (sipsa_tf.io.geotiff), checked with tifffile."""
 import os
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import tifffile
 
 from conftest import geotiff_tags, write_tiff
-from sipsa_tf.io import geotiff
+from sipsa_tf.io import geotiff, raster as rasters
 
 LAYOUTS = {
     "contiguous": dict(),
@@ -33,9 +34,9 @@ def test_windows_equal_the_whole_image(tmp_path, rng, layout, bands):
     path = str(tmp_path / "img.tif")
     _write(path, data, **LAYOUTS[layout])
     full = data if bands else data[..., None]
-    with geotiff.Raster(path, cache_bytes=4096) as raster:  # tiny cache: evictions happen
+    with rasters.Raster(path) as raster:
         assert raster.shape == full.shape and raster.dtype == np.uint16
-        assert (raster._mm is not None) == (layout == "contiguous")
+        assert raster.georeferenced and raster.transform.a == 0.5
         for y0, y1, x0, x1 in [(0, 53, 0, 71), (5, 40, 3, 70), (50, 53, 60, 71), (17, 18, 0, 1)]:
             np.testing.assert_array_equal(raster.read(y0, y1, x0, x1), full[y0:y1, x0:x1])
         if bands:
@@ -46,9 +47,11 @@ def test_windows_equal_the_whole_image(tmp_path, rng, layout, bands):
 def test_geo_tags_and_nodata_are_read(tmp_path):
     path = str(tmp_path / "img.tif")
     write_tiff(path, np.zeros((8, 8), np.uint8), extratags=geotiff_tags(nodata="255"))
-    with geotiff.Raster(path) as raster:
-        tags = {code: value for code, _, _, value in raster.geo_tags}
-        assert raster.nodata == 255.0
+    with rasters.Raster(path) as raster:
+        assert raster.nodata == 255.0 and raster.crs.to_epsg() == 32633
+        assert raster.transform.to_gdal() == (500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5)
+        assert raster.nbits == [None] and not raster.masked and raster.sensor_geometry is None
+    tags = {code: value for code, _, _, value in geotiff.read_geo_tags(path)}
     assert tags[33550] == (0.5, 0.5, 0.0)
     assert tags[34735][-4:] == (3073, 34737, 10, 0)
     assert tags[34737].startswith("UTM 33N")
@@ -62,18 +65,18 @@ def test_unusable_files_are_named(tmp_path, content, message):
     path = str(tmp_path / "bad.tif")
     with open(path, "wb") as f:
         f.write(content)
-    with pytest.raises(geotiff.RasterError) as err:
-        geotiff.Raster(path)
+    with pytest.raises(rasters.RasterError) as err:
+        rasters.Raster(path)
     assert str(err.value).startswith(path + ": ") and message in str(err.value)
 
 
 def test_missing_file_and_unsupported_type(tmp_path):
-    with pytest.raises(geotiff.RasterError, match="no such file"):
-        geotiff.Raster(str(tmp_path / "nothing.tif"))
+    with pytest.raises(rasters.RasterError, match="no such file"):
+        rasters.Raster(str(tmp_path / "nothing.tif"))
     path = str(tmp_path / "f64.tif")
     tifffile.imwrite(path, np.zeros((8, 8), np.float64))
-    with pytest.raises(geotiff.RasterError, match="unsupported data type float64"):
-        geotiff.Raster(path)
+    with pytest.raises(rasters.RasterError, match="unsupported data type float64"):
+        rasters.Raster(path)
 
 
 def test_sink_writes_tiles_with_tags_atomically(tmp_path, rng):
@@ -111,7 +114,7 @@ def test_sink_float32_round_trips_without_predictor(tmp_path, rng):
     with tifffile.TiffFile(path) as tif:
         assert tif.pages.first.predictor == tifffile.PREDICTOR.NONE
         np.testing.assert_array_equal(tif.pages.first.asarray(), data)
-    with geotiff.Raster(path) as raster:
+    with rasters.Raster(path) as raster:
         np.testing.assert_array_equal(raster.read(3, 35, 5, 41), data[3:35, 5:41])
 
 

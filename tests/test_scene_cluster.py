@@ -146,3 +146,29 @@ def test_bad_pairs_file_is_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: %s: line 1 must be pan,ms,out (three paths), got 'a.tif,b.tif'" % bad)
+
+
+def test_product_inputs_through_pairs_on_the_cluster(case, client, tmp_path):
+    """A --pairs line with a VRT PAN and a JPEG 2000 MS whose origin is half an MS pixel off
+    (resampled onto the PAN's grid on the workers): equal to one process."""
+    from conftest import require_executables
+    translate, = require_executables("gdal_translate")
+    _, checkpoint, scenes = case
+    pan_tif, ms_tif, _ = scenes[0]  # 48 x 48 MS, not georeferenced
+    pan, ms = str(tmp_path / "pan.vrt"), str(tmp_path / "ms.jp2")
+    for args in (["-of", "VRT", "-a_srs", "EPSG:32633", "-a_ullr", "0", "192", "96", "0",
+                  pan_tif, pan],
+                 ["-of", "JP2OpenJPEG", "-co", "QUALITY=100", "-co", "REVERSIBLE=YES",
+                  "-a_srs", "EPSG:32633", "-a_ullr", "1", "191", "97", "-1", ms_tif, ms]):
+        done = run_command([translate, "-q"] + args, env={"GDAL_PAM_ENABLED": "NO"})
+        assert done.returncode == 0, done.stderr
+    (tmp_path / "pairs.csv").write_text("pan.vrt,ms.jp2,out.tif\n")
+    jobs = cluster.read_pairs(str(tmp_path / "pairs.csv"))
+    notes = []
+    cluster.pansharpen_on_cluster(client, checkpoint, jobs, scene.SceneOptions(**OPTIONS),
+                                  say=notes.append)
+    assert len(notes) == 1 and "MS resampled onto the PAN's grid (bilinear)" in notes[0]
+    reference = str(tmp_path / "single.tif")
+    scene.pansharpen_scene(checkpoint, pan, ms, reference, scene.SceneOptions(**OPTIONS))
+    assert tifffile.imread(reference).shape == (4 * 47, 4 * 47, 3)
+    assert _same(str(tmp_path / "out.tif"), reference) <= 1e-6

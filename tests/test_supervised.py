@@ -31,7 +31,7 @@ def test_wald_degradation_equals_quality_degrade(rng):
     # An aligned crop at a multiple of 4 is a crop of the degraded pair and of the original MS.
     sampler = np.random.default_rng(3)
     for _ in range(20):
-        ms, pan, target = image.crop(sampler, 4, supervised.NO_DISPLACEMENT)
+        ms, pan, target, _ = image.crop(sampler, 4, supervised.NO_DISPLACEMENT)
         hits = [(y, x) for y in range(0, 32 - 16 + 1) for x in range(0, 40 - 16 + 1)
                 if np.array_equal(target, region.ms[y:y + 16, x:x + 16])]
         assert len(hits) == 1
@@ -54,7 +54,7 @@ def test_displaced_crop_samples_the_filtered_ms_at_the_offset():
     image.ms_filtered = ms  # the ramp itself, so that the expectation is exact
     shift = supervised.Displacement(max_offset=1.0, local_offset=0.0, aligned_fraction=0.0)
     sampler = np.random.default_rng(0)
-    ms_in, _, target = image.crop(sampler, 4, shift)
+    ms_in, _, target, _ = image.crop(sampler, 4, shift)
     y0, x0 = target[0, 0, 0] / 0.01, target[0, 0, 1] / 0.01   # where the crop starts
     dy = ms_in[0, 0, 0] / 0.01 - (y0 + 2)
     dx = ms_in[0, 0, 1] / 0.01 - (x0 + 2)
@@ -131,7 +131,7 @@ def test_wald_training_steps_lower_the_l1_loss_on_a_fixed_batch(rng, tmp_path):
                                    objective="wald", learning_rate=1e-3, seed=0)
     graph = loop.TrainGraph(config, test_ops=False)
     image = supervised.WaldImage(_region(rng, 32, 32))
-    crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT) for _ in range(2)]
+    crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT)[:3] for _ in range(2)]
     feed = graph.feed(*[np.stack(parts) for parts in zip(*crops)])
     with graph.session() as session:
         graph.initialize(session)
@@ -148,7 +148,7 @@ def test_wald_graph_with_edge_weight_logs_l1_and_edge_excess(rng, tmp_path):
                                    objective="wald", edge_weight=3.0, seed=0)
     graph = loop.TrainGraph(config, test_ops=False)
     image = supervised.WaldImage(_region(rng, 32, 32))
-    crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT) for _ in range(2)]
+    crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT)[:3] for _ in range(2)]
     ms, pan, target = [np.stack(parts) for parts in zip(*crops)]
     # A flat target: every edge of the output (which follows the random MS) is in excess.
     feed = graph.feed(ms, pan, np.full_like(target, 0.3))

@@ -65,6 +65,11 @@ class Methods:
             source = self._sipsa if self._sipsa is not None else checkpoint
             self._adapter = adapt.Adapter(source, seed=seed, **self._adapter_options)
 
+    @property
+    def pansharpener(self):
+        """The :class:`sipsa_tf.inference.Pansharpener` of 'sipsa' (None if it does not run)."""
+        return self._sipsa
+
     def source(self):
         """What SIPSA-Net starts from, as text."""
         return self.checkpoint or "random initialisation (seed %d)" % self.seed

@@ -25,7 +25,8 @@ import threading
 import time
 
 from sipsa_tf.constants import SCALE
-from sipsa_tf.io import geotiff
+from sipsa_tf.io.raster import Raster
+from sipsa_tf.scene import grid as grids
 from sipsa_tf.scene.options import SceneError, SceneOptions, _check_outputs, check_inputs
 from sipsa_tf.scene.plan import plan_tiles
 from sipsa_tf.scene.run import SceneWriter, sharpen_tile
@@ -58,12 +59,12 @@ def _worker_model(checkpoint, options):
 
 
 def _tile_task(checkpoint, job, core, window):
-    """One tile on a worker: (encoded tiles, preview part); ``job`` = (pan path, ms path,
-    inputs, options, encoder, preview step)."""
-    pan_path, ms_path, inputs, options, encode, preview_step = job
+    """One tile on a worker: (encoded tiles, preview part); ``job`` = (inputs, options,
+    encoder, preview step); the inputs' grid names the files and how they are read."""
+    inputs, options, encode, preview_step = job
     model = _worker_model(checkpoint, options)
-    with geotiff.Raster(pan_path) as pan, geotiff.Raster(ms_path) as ms:
-        return sharpen_tile(model, pan, ms, core, window, inputs, options, encode,
+    with grids.open_sources(inputs.grid, inputs.nodata) as sources:
+        return sharpen_tile(model, sources, core, window, inputs, options, encode,
                             preview_step)
 
 
@@ -128,7 +129,7 @@ def local_threads(workers, threads):
 
 
 def pansharpen_on_cluster(client, checkpoint, jobs, options=None, in_flight=None, on_tile=None,
-                          stream=None):
+                          stream=None, say=None):
     """Pan-sharpens scenes as one job on a Dask cluster.
 
     Args:
@@ -141,13 +142,14 @@ def pansharpen_on_cluster(client, checkpoint, jobs, options=None, in_flight=None
         in_flight: most tiles submitted and not yet written (default: 2 per worker thread).
         on_tile: optional callback ``on_tile(done, total)`` after each tile written.
         stream: where the progress bar goes (default stderr).
+        say: optional callback given each scene's grid note (``out: note``), if any.
 
     Returns:
         dict: scenes, tiles, seconds, megapixels (PAN), outputs (paths written).
 
     Raises:
         SceneError (with the scene's name when a tile fails or its workers died),
-        geotiff.RasterError, checkpoints.CheckpointError, OSError. The outputs of every scene
+        raster.RasterError, checkpoints.CheckpointError, OSError. The outputs of every scene
         not complete are removed.
     """
     from sipsa_tf import checkpoints
@@ -161,10 +163,14 @@ def pansharpen_on_cluster(client, checkpoint, jobs, options=None, in_flight=None
     checkpoint = checkpoints.resolve(checkpoint)
     scenes = []
     for pan_path, ms_path, out_path in jobs:  # every scene checked before anything runs
-        with geotiff.Raster(pan_path) as pan, geotiff.Raster(ms_path) as ms:
+        with Raster(pan_path) as pan, Raster(ms_path) as ms:
             inputs = check_inputs(pan, ms, options)
-            tiles = plan_tiles(ms.height, ms.width, options.tile // SCALE, options.halo)
-            scenes.append((pan_path, ms_path, out_path, inputs, tiles, pan.height * pan.width))
+        tiles = plan_tiles(inputs.grid.height, inputs.grid.width, options.tile // SCALE,
+                           options.halo)
+        if say is not None and inputs.grid.note:
+            say("%s: %s" % (out_path, inputs.grid.note))
+        height, width = inputs.grid.pan_size
+        scenes.append((pan_path, ms_path, out_path, inputs, tiles, height * width))
     if in_flight is None:
         in_flight = IN_FLIGHT_PER_WORKER * max(1, sum(client.nthreads().values()))
     start = time.time()
@@ -198,10 +204,8 @@ def _run(client, distributed, checkpoint, scenes, options, in_flight, writers, w
                 s, t = order[next_submit]
                 pan_path, ms_path, out_path, inputs, tiles, _ = scenes[s]
                 if s not in writers:
-                    with geotiff.Raster(pan_path) as pan:
-                        writers[s] = SceneWriter(pan, out_path, options, inputs)
-                    jobs[s] = (pan_path, ms_path, inputs, options, writers[s].encode,
-                               writers[s].preview_step)
+                    writers[s] = SceneWriter(out_path, options, inputs)
+                    jobs[s] = (inputs, options, writers[s].encode, writers[s].preview_step)
                 future = client.submit(_tile_task, checkpoint, jobs[s], *tiles[t], pure=False)
                 pending[future] = (s, t)
                 next_submit += 1
@@ -231,7 +235,8 @@ def _run(client, distributed, checkpoint, scenes, options, in_flight, writers, w
             future.cancel()
 
 
-def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, stream=None):
+def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, stream=None,
+                   say=None):
     """Pan-sharpens scenes: on a Dask cluster (``scheduler`` address, or a LocalCluster of
     ``workers`` processes), else one after another in this process with one tile model.
 
@@ -242,6 +247,7 @@ def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, st
             worker gets the cores shared out (:func:`local_threads`).
         scheduler, workers: where the tiles run (see above).
         stream: where the progress bar goes.
+        say: optional callback given each scene's grid note, if any.
 
     Returns:
         dict: scenes, tiles, seconds, megapixels, outputs.
@@ -257,8 +263,10 @@ def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, st
         model = TileModel.for_options(checkpoint, options)
         try:
             for pan_path, ms_path, out_path in jobs:
-                one = pansharpen_scene(None, pan_path, ms_path, out_path, options, model,
-                                       stream=stream)
+                one = pansharpen_scene(
+                    None, pan_path, ms_path, out_path, options, model, stream=stream,
+                    say=None if say is None else lambda note, o=out_path: say(
+                        "%s: %s" % (o, note)))
                 for key in ("tiles", "seconds", "megapixels", "outputs"):
                     summary[key] += one[key]
         finally:
@@ -270,7 +278,7 @@ def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, st
         options = dataclasses.replace(options, threads=local_threads(workers, options.threads))
     client = start_client(scheduler, workers)
     try:
-        return pansharpen_on_cluster(client, checkpoint, jobs, options, stream=stream)
+        return pansharpen_on_cluster(client, checkpoint, jobs, options, stream=stream, say=say)
     finally:
         try:
             client.run(_release_models)  # the workers' sessions (and memory) go now

@@ -2,6 +2,7 @@
 
 Part of the scene tool, :mod:`sipsa_tf.scene` (docs/design.md, "Package layout").
 """
+import collections
 import dataclasses
 import os
 import sys
@@ -11,7 +12,8 @@ import numpy as np
 from sipsa_tf.constants import MS_BANDS, SCALE
 from sipsa_tf.core import precision as precisions
 from sipsa_tf.errors import UserError
-from sipsa_tf.io import mat as mat_io, pairs
+from sipsa_tf.io import geotiff, mat as mat_io, pairs
+from sipsa_tf.scene import grid as grids
 
 
 # TensorFlow (and the modules that build graphs) is imported by TileModel only, so that bad input
@@ -61,6 +63,15 @@ class SceneOptions:
         progress: "auto", "on" or "off" (progress bar with ETA on stderr).
         precision: "float32" (default), "bfloat16" or "float16": the dtype of the network's
             convolutions (:mod:`sipsa_tf.core.precision`).
+        extent: "intersection" (the whole MS cells both inputs cover) or "pan" (every whole MS
+            cell of the PAN, padded with nodata where the MS is missing); georeferenced pairs
+            only (:mod:`sipsa_tf.scene.grid`).
+        resampling: "bilinear" or "cubic": how the MS is resampled onto the PAN's grid where
+            the grids do not coincide.
+        cog: write the output (and aligned MS) as Cloud-Optimised GeoTIFFs with averaged
+            internal overviews instead of tiled GeoTIFFs.
+        cog_blocksize: the COG's tile size in pixels.
+        cog_compress: the COG's compression, one of :data:`sipsa_tf.io.geotiff.COG_COMPRESSIONS`.
     """
     bands: tuple = None
     bits: int = 0
@@ -75,6 +86,11 @@ class SceneOptions:
     threads: int = 0
     progress: str = "auto"
     precision: str = precisions.FLOAT32
+    extent: str = "intersection"
+    resampling: str = "bilinear"
+    cog: bool = False
+    cog_blocksize: int = geotiff.COG_BLOCKSIZE
+    cog_compress: str = "deflate"
 
     def outputs(self, out_path):
         """The files a scene with output ``out_path`` writes: it, then the aligned MS and the
@@ -103,6 +119,15 @@ class SceneOptions:
             raise SceneError("--progress must be auto, on or off, got %r" % self.progress)
         if self.preview_size < 16:
             raise SceneError("--preview_size must be at least 16, got %d" % self.preview_size)
+        for name, value, allowed in (("extent", self.extent, grids.EXTENTS),
+                                     ("resampling", self.resampling, grids.RESAMPLINGS),
+                                     ("cog_compress", self.cog_compress,
+                                      geotiff.COG_COMPRESSIONS)):
+            if value not in allowed:
+                raise SceneError("--%s must be %s, got %r" % (name, " or ".join(allowed), value))
+        if self.cog_blocksize % 16 or not 64 <= self.cog_blocksize <= 4096:
+            raise SceneError("--cog_blocksize must be a multiple of 16 from 64 to 4096, got %d"
+                             % self.cog_blocksize)
 
 
 
@@ -165,8 +190,22 @@ def warn_default_bands(path, n_bands, bands, stream=None):
               % (path, n_bands, ",".join(map(str, bands)), n_bands), file=stream or sys.stderr)
 
 
+# What check_inputs found: 0-based MS band indices, bits, nodata (or None), the output grid
+# (sipsa_tf.scene.grid.Grid) and the inputs' data type.
+Inputs = collections.namedtuple("Inputs", "bands bits nodata grid dtype")
+
+
+def _nbits(raster, bands):
+    """GDAL's NBITS of the bands (a list), if every one of them has it, else None."""
+    found = [raster.nbits[b] for b in bands]
+    return max(found) if all(found) else None
+
+
 def check_inputs(pan, ms, options):
-    """Checks a PAN/MS pair against the options; returns (band indices 0-based, bits, nodata).
+    """Checks a PAN/MS pair (open :class:`~sipsa_tf.io.raster.Raster` s) against the options.
+
+    Returns:
+        :data:`Inputs`.
 
     Raises:
         SceneError: one sentence naming the file and the problem.
@@ -183,11 +222,6 @@ def check_inputs(pan, ms, options):
     if pan.dtype != ms.dtype:
         raise SceneError("%s and %s have different data types (%s and %s)"
                          % (pan.path, ms.path, pan.dtype, ms.dtype))
-    pairs.check_sizes(pan.path, (pan.height, pan.width), ms.path, (ms.height, ms.width),
-                      error=SceneError)
-    if min(ms.height, ms.width) < MIN_MS_SIZE:
-        raise SceneError("%s is %d x %d; the smallest MS supported is %d x %d pixels"
-                         % (ms.path, ms.height, ms.width, MIN_MS_SIZE, MIN_MS_SIZE))
     bands = [b - 1 for b in chosen]
     nodata = options.nodata if options.nodata is not None else pan.nodata
     if nodata is not None and pan.dtype.kind in "ui":
@@ -195,19 +229,33 @@ def check_inputs(pan, ms, options):
         if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
             raise SceneError("%s: nodata %g is not a value of its type %s"
                              % (pan.path, nodata, pan.dtype))
+    masked = [r.path for r in (pan, ms) if r.masked]
+    if masked and nodata is None:
+        raise SceneError("%s has a mask of invalid pixels but no nodata value marks them in the "
+                         "output: give --nodata" % masked[0])
+    grid = grids.plan(pan, ms, options.extent, options.resampling, nodata, error=SceneError)
+    if min(grid.height, grid.width) < MIN_MS_SIZE:
+        raise SceneError("%s is %d x %d%s; the smallest MS supported is %d x %d pixels"
+                         % (ms.path, grid.height, grid.width,
+                            "" if grid.ms_row == 0 and grid.ms_col == 0 and grid.whole_pan
+                            else " on the output grid", MIN_MS_SIZE, MIN_MS_SIZE))
     bits = options.bits
     if not bits:
         if pan.dtype == np.float32:
             raise SceneError("%s: float32 data needs --bits (values are DN / (2^bits - 1))"
                              % pan.path)
-        peak = max(_scan_max(pan, [0], nodata), _scan_max(ms, bands, nodata, SCALE))
-        bits = _auto_bits(pan.dtype, peak)
+        nbits = (_nbits(pan, [0]), _nbits(ms, bands))
+        if all(nbits):
+            bits = max(nbits)
+        else:
+            peak = max(_scan_max(pan, [0], nodata), _scan_max(ms, bands, nodata, SCALE))
+            bits = _auto_bits(pan.dtype, peak)
     elif pan.dtype != np.float32 and bits > 8 * pan.dtype.itemsize:
         raise SceneError("%s: --bits %d does not fit its data type %s"
                          % (pan.path, bits, pan.dtype))
     if options.bands is None:
         warn_default_bands(ms.path, ms.bands, chosen)
-    return bands, bits, nodata
+    return Inputs(bands, bits, nodata, grid, pan.dtype)
 
 
 

@@ -10,6 +10,8 @@ import numpy as np
 
 from sipsa_tf.constants import MS_BANDS, SCALE
 from sipsa_tf.io import geotiff
+from sipsa_tf.io.raster import Raster
+from sipsa_tf.scene import grid as grids
 from sipsa_tf.scene.options import SceneOptions, _check_outputs, check_inputs
 from sipsa_tf.scene.plan import _pieces, plan_tiles
 from sipsa_tf.scene.tile_model import TileModel, sharpen_window
@@ -80,9 +82,12 @@ class _Preview:
 
 
 
-def _invalid_mask(pan, ms, nodata):
-    """(4h, 4w) bool: PAN or any MS band equals nodata (or is NaN); None if there is none."""
+def _invalid_mask(pan, ms, nodata, valid=None):
+    """(4h, 4w) bool: PAN or any MS band equals nodata (or is NaN), or ``valid`` (the inputs'
+    masks, (4h, 4w) bool) is False; None if there is none."""
     invalid = ~np.isfinite(pan[..., 0]) if pan.dtype.kind == "f" else np.zeros(pan.shape[:2], bool)
+    if valid is not None:
+        invalid |= ~valid
     ms_invalid = ~np.all(np.isfinite(ms), axis=-1) if ms.dtype.kind == "f" else None
     if nodata is not None:
         invalid |= pan[..., 0] == nodata
@@ -95,69 +100,82 @@ def _invalid_mask(pan, ms, nodata):
 
 
 def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile_model=None,
-                     on_tile=None, stream=None):
-    """Pan-sharpens a scene: PAN and MS (Geo)TIFFs in, a tiled compressed GeoTIFF out.
+                     on_tile=None, stream=None, say=None):
+    """Pan-sharpens a scene: PAN and MS (any raster GDAL opens) in, a tiled compressed GeoTIFF
+    (or COG) out.
 
     Args:
         checkpoint: checkpoint prefix or directory (ignored when ``tile_model`` is given).
-        pan_path: one-band TIFF/GeoTIFF, 4x the MS size in both directions.
-        ms_path: TIFF/GeoTIFF with at least 3 bands, same data type as the PAN.
-        out_path: the fused image: 3 bands, the PAN's size and georeferencing (GeoTIFF tags
-            copied), tiled ``options.tile`` and deflate-compressed; type per ``options.out_type``.
+        pan_path: one-band raster (GeoTIFF, COG, JPEG 2000, NITF, DIMAP, .TIL, VRT, ...).
+        ms_path: raster with at least 3 bands, same data type as the PAN; its pixels 4x the
+            PAN's (georeferenced pairs: co-registered from the geotransforms,
+            :mod:`sipsa_tf.scene.grid`; otherwise exactly 4x smaller in pixels).
+        out_path: the fused image: 3 bands on the output grid (the PAN's, cropped to whole MS
+            pixels and per ``options.extent``), with the PAN's georeferencing (a GeoTIFF PAN's
+            tags copied when the grid is the PAN's whole grid), tiled ``options.tile`` and
+            deflate-compressed, or a COG (``options.cog``); type per ``options.out_type``.
         options: :class:`SceneOptions`.
         tile_model: a :class:`TileModel` to reuse (the caller closes it).
         on_tile: optional callback ``on_tile(done, total)`` after each tile.
         stream: where the progress bar goes (default stderr).
+        say: optional callback given the grid's one-line note (what was cropped, padded or
+            resampled) before the work starts.
 
     Returns:
-        dict: tiles, seconds, megapixels (PAN), bits, nodata, outputs (paths written).
+        dict: tiles, seconds, megapixels (PAN), bits, nodata, outputs (paths written), grid
+        (the note or None).
 
     Raises:
-        SceneError, geotiff.RasterError, checkpoints.CheckpointError (all ValueError), OSError.
+        SceneError, raster.RasterError, checkpoints.CheckpointError (all ValueError), OSError.
         Nothing is left at the output paths (nor temporary files) when anything fails or the
         run is interrupted.
     """
     options = options or SceneOptions()
     options.validate()
     _check_outputs(options.outputs(out_path), (pan_path, ms_path))
-    with geotiff.Raster(pan_path) as pan, geotiff.Raster(ms_path) as ms:
+    with Raster(pan_path) as pan, Raster(ms_path) as ms:
         inputs = check_inputs(pan, ms, options)
-        own_model = tile_model is None
-        if own_model:
-            tile_model = TileModel.for_options(checkpoint, options)
-        writer, progress, start = None, None, time.time()
-        try:
-            writer = SceneWriter(pan, out_path, options, inputs)
-            tiles = plan_tiles(ms.height, ms.width, options.tile // SCALE, options.halo)
+    if say is not None and inputs.grid.note:
+        say(inputs.grid.note)
+    own_model = tile_model is None
+    if own_model:
+        tile_model = TileModel.for_options(checkpoint, options)
+    writer, progress, start = None, None, time.time()
+    try:
+        with grids.open_sources(inputs.grid, inputs.nodata) as sources:
+            writer = SceneWriter(out_path, options, inputs)
+            tiles = plan_tiles(inputs.grid.height, inputs.grid.width, options.tile // SCALE,
+                               options.halo)
             pieces = [len(_pieces(core, options.tail_tile)[0]) for core, _ in tiles]
             progress = Progress(sum(pieces), desc="pansharpen", stream=stream,
                                 mode=options.progress)
-            _sharpen_tiles(tile_model, pan, ms, tiles, inputs, options, writer, progress,
+            _sharpen_tiles(tile_model, sources, tiles, inputs, options, writer, progress,
                            on_tile)
             writer.commit()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        finally:
-            if progress is not None:
-                progress.close()
-            if own_model:
-                tile_model.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+        if own_model:
+            tile_model.close()
+    height, width = inputs.grid.pan_size
     return {"tiles": len(tiles), "pieces": sum(pieces), "seconds": time.time() - start,
-            "megapixels": pan.height * pan.width / 1e6, "bits": inputs[1], "nodata": inputs[2],
-            "outputs": writer.outputs}
+            "megapixels": height * width / 1e6, "bits": inputs.bits, "nodata": inputs.nodata,
+            "outputs": writer.outputs, "grid": inputs.grid.note}
 
 
 class SceneWriter:
     """The outputs of one scene while it is computed: the output (and aligned MS) GeoTIFFs
-    written tile by tile in row-major order to temporary files, and the preview.
+    (or COGs) written tile by tile in row-major order to temporary files, and the preview.
 
     Args:
-        pan: the PAN :class:`~sipsa_tf.io.geotiff.Raster` (size and georeferencing).
         out_path: the output path (``options.aligned_out``, ``options.preview``: the others).
         options: :class:`SceneOptions`.
-        inputs: (0-based MS band indices, bits, nodata) from :func:`check_inputs`.
+        inputs: :data:`~sipsa_tf.scene.options.Inputs` from :func:`check_inputs` (its grid
+            gives the size and georeferencing).
 
     Attributes:
         encode: the :class:`_Encoder` of the tiles.
@@ -165,14 +183,14 @@ class SceneWriter:
         outputs: the paths written.
     """
 
-    def __init__(self, pan, out_path, options, inputs):
-        _, bits, nodata = inputs
-        out_dtype = pan.dtype if options.out_type == "native" else np.float32
+    def __init__(self, out_path, options, inputs):
+        out_dtype = inputs.dtype if options.out_type == "native" else np.float32
         self.outputs = options.outputs(out_path)
-        self.encode = _Encoder(bits, out_dtype, nodata)
-        self._sinks = _open_sinks(pan, (out_path, options.aligned_out), out_dtype,
-                                  options.tile, nodata)
-        self._preview = (_Preview(options.preview, pan.height, pan.width, options.preview_size)
+        self.encode = _Encoder(inputs.bits, out_dtype, inputs.nodata)
+        self._sinks = _open_sinks(inputs.grid, (out_path, options.aligned_out), out_dtype,
+                                  options, inputs.nodata)
+        height, width = inputs.grid.pan_size
+        self._preview = (_Preview(options.preview, height, width, options.preview_size)
                          if options.preview else None)
         self.preview_step = self._preview.step if self._preview is not None else None
 
@@ -198,19 +216,25 @@ class SceneWriter:
             sink.abort()
 
 
-def _open_sinks(pan, paths, dtype, tile, nodata):
-    """One :class:`~sipsa_tf.io.geotiff.TiffSink` per given path, with the PAN's georeferencing.
+def _open_sinks(grid, paths, dtype, options, nodata):
+    """One :class:`~sipsa_tf.io.geotiff.TiffSink` per given path, with the PAN's georeferencing:
+    a GeoTIFF PAN's tags copied when the output is its whole grid, else set by GDAL.
 
     TIFF tiles are the core tiles, no larger than the scene (rounded up to 16) on either axis.
     """
-    tags = geotiff.extratags(pan.geo_tags, nodata)
-    shape = (pan.height, pan.width, MS_BANDS)
-    tiff_tile = tuple(min(tile, -(-n // 16) * 16) for n in shape[:2])
+    geo_tags = geotiff.read_geo_tags(grid.pan_path) if grid.whole_pan else []
+    tags = geotiff.extratags(geo_tags, nodata)
+    georeference = (grid.crs_wkt, grid.transform) if (
+        grid.transform is not None and not geo_tags) else None
+    cog = (options.cog_blocksize, options.cog_compress) if options.cog else None
+    shape = grid.pan_size + (MS_BANDS,)
+    tiff_tile = tuple(min(options.tile, -(-n // 16) * 16) for n in shape[:2])
     sinks = []
     try:
         for path in paths:
             if path:
-                sinks.append(geotiff.TiffSink(path, shape, dtype, tiff_tile, tags))
+                sinks.append(geotiff.TiffSink(path, shape, dtype, tiff_tile, tags,
+                                              georeference=georeference, cog=cog))
     except BaseException:
         for sink in sinks:
             sink.abort()
@@ -218,11 +242,12 @@ def _open_sinks(pan, paths, dtype, tile, nodata):
     return sinks
 
 
-def _sharpen_tiles(tile_model, pan, ms, tiles, inputs, options, writer, progress, on_tile):
+def _sharpen_tiles(tile_model, sources, tiles, inputs, options, writer, progress, on_tile):
     """Reads, sharpens and writes every tile.
 
     Args:
-        inputs: (0-based MS band indices, bits, nodata) from :func:`check_inputs`.
+        sources: the scene's :class:`~sipsa_tf.scene.grid.Sources`.
+        inputs: :data:`~sipsa_tf.scene.options.Inputs` from :func:`check_inputs`.
         writer: the scene's :class:`SceneWriter`.
     """
     start, megapixels, pieces_done = time.time(), 0.0, 0
@@ -233,21 +258,21 @@ def _sharpen_tiles(tile_model, pan, ms, tiles, inputs, options, writer, progress
         progress.update(pieces_done, "%.3f MPix/s" % (megapixels / max(time.time() - start, 1e-9)))
 
     for done, (core, window) in enumerate(tiles, 1):
-        writer.put(*sharpen_tile(tile_model, pan, ms, core, window, inputs, options,
+        writer.put(*sharpen_tile(tile_model, sources, core, window, inputs, options,
                                  writer.encode, writer.preview_step, piece_done))
         if on_tile is not None:
             on_tile(done, len(tiles))
 
 
-def sharpen_tile(tile_model, pan, ms, core, window, inputs, options, encode, preview_step=None,
+def sharpen_tile(tile_model, sources, core, window, inputs, options, encode, preview_step=None,
                  on_piece=None):
     """Reads one tile's window, sharpens it and encodes its core (the work of one tile, in this
     process or on a cluster worker, :mod:`sipsa_tf.scene.cluster`).
 
     Args:
-        pan, ms: open :class:`~sipsa_tf.io.geotiff.Raster` inputs.
+        sources: the scene's :class:`~sipsa_tf.scene.grid.Sources` (output coordinates).
         core, window: MS boxes (y0, y1, x0, x1) from :func:`~sipsa_tf.scene.plan.plan_tiles`.
-        inputs: (0-based MS band indices, bits, nodata) from :func:`check_inputs`.
+        inputs: :data:`~sipsa_tf.scene.options.Inputs` from :func:`check_inputs`.
         encode: the output's :class:`_Encoder`.
         preview_step: the preview's decimation step, or None without a preview.
 
@@ -255,10 +280,10 @@ def sharpen_tile(tile_model, pan, ms, core, window, inputs, options, encode, pre
         (encoded, part): the output tile (and the aligned MS tile) in the output type, and the
         preview's decimated piece of the output (:meth:`_Preview.part`) or None.
     """
-    bands, bits, nodata = inputs
+    bands, bits, nodata = inputs.bands, inputs.bits, inputs.nodata
     scale = float(2 ** bits - 1)
-    ms_win = ms.read(window[0], window[1], window[2], window[3], bands)
-    pan_win = pan.read(*(SCALE * v for v in window))
+    ms_win = sources.ms(window[0], window[1], window[2], window[3], bands)
+    pan_win = sources.pan(*(SCALE * v for v in window))
     results = sharpen_window(
         tile_model, np.nan_to_num(ms_win.astype(np.float32) / scale),
         np.nan_to_num(pan_win[..., 0].astype(np.float32) / scale), core, window,
@@ -268,7 +293,8 @@ def sharpen_tile(tile_model, pan, ms, core, window, inputs, options, encode, pre
     ch, cw = core[1] - core[0], core[3] - core[2]
     invalid = _invalid_mask(
         pan_win[SCALE * ry:SCALE * (ry + ch), SCALE * rx:SCALE * (rx + cw)],
-        ms_win[ry:ry + ch, rx:rx + cw], nodata)
+        ms_win[ry:ry + ch, rx:rx + cw], nodata,
+        sources.valid(*(SCALE * v for v in core)))
     encoded = [encode(values, invalid) for values in results if values is not None]
     part = None
     if preview_step is not None:
