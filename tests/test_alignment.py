@@ -138,6 +138,13 @@ def test_synthetic_scene_flow_is_the_offset_and_the_cars_motion():
         assert scene.flow.shape == (16, 16, 2)
 
 
+def _random_wald_image(rng, size):
+    return supervised.WaldImage(supervised.Region(
+        "r", rng.uniform(0.1, 0.5, (size, size, 3)).astype(np.float32),
+        rng.uniform(0.1, 0.5, (4 * size, 4 * size)).astype(np.float32),
+        quality.sensor_subset("WV2", (5, 3, 2)), "WV2"))
+
+
 def _train_config(tmp_path, **kw):
     from sipsa_tf.training.config import TrainConfig
     return TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path), objective="wald", **kw)
@@ -179,10 +186,7 @@ def test_freeze_and_reinit_touch_only_what_they_say(rng, tmp_path):
                            freeze_steps=100, learning_rate=1e-3, fam_temperature=5.0,
                            fam_temperature_steps=10)
     graph = TrainGraph(config, test_ops=False)
-    image = supervised.WaldImage(supervised.Region(
-        "r", rng.uniform(0.1, 0.5, (32, 32, 3)).astype(np.float32),
-        rng.uniform(0.1, 0.5, (128, 128)).astype(np.float32),
-        quality.sensor_subset("WV2", (5, 3, 2)), "WV2"))
+    image = _random_wald_image(rng, 32)
     shift = supervised.Displacement(1.0, 0.0, 0.0)
     crops = [image.crop(rng, 8, shift) for _ in range(2)]
     ms, pan, target, flow = [np.stack(parts) for parts in zip(*crops)]
@@ -250,10 +254,7 @@ def test_training_with_the_alignment_term_moves_the_displacement_towards_the_shi
     config = _train_config(tmp_path, align_weight=1.0, align_loss="ce", learning_rate=1e-3,
                            seed=3)
     graph = TrainGraph(config, test_ops=False)
-    image = supervised.WaldImage(supervised.Region(
-        "r", rng.uniform(0.1, 0.5, (48, 48, 3)).astype(np.float32),
-        rng.uniform(0.1, 0.5, (192, 192)).astype(np.float32),
-        quality.sensor_subset("WV2", (5, 3, 2)), "WV2"))
+    image = _random_wald_image(rng, 48)
 
     class _Shift(supervised.Displacement):
         def field(self, rng, patch):
