@@ -51,7 +51,7 @@ train: $(INSTALL_DEP)
 	  $(if $(STRATEGY),--strategy=$(STRATEGY)) $(FLAGS)
 
 test-images: $(INSTALL_DEP)
-	$(PY) -m sipsa_tf.test_images_main --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
+	$(PY) -m sipsa_tf.images --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
 	  $(if $(call given,TEST_DIR),--test_dir=$(TEST_DIR)) --out_dir=$(OUT_DIR) $(FLAGS)
 
 # make evaluate     [GRIP_DIR=../shared/data/grip] [CHECKPOINT=$(BUNDLED_CHECKPOINT)] [ADAPT_STEPS=0]
@@ -77,7 +77,12 @@ evaluate: $(INSTALL_DEP)
 #                   tile (python -m sipsa_tf.pansharpen --help lists the flags).
 .PHONY: pansharpen
 
+# the variables of $(1) that are empty, as "PAN= MS=" (for the message of a target that needs them)
+PANSHARPEN_USAGE = required, e.g. make pansharpen PAN=pan.tif MS=ms.tif OUT=out.tif [FLAGS=--preview=out.png]
+missing = $(strip $(foreach v,$(1),$(if $($(v)),,$(v)=)))
+
 pansharpen: $(INSTALL_DEP)
+	@$(if $(call missing,PAN MS OUT),echo "make pansharpen: $(call missing,PAN MS OUT) $(PANSHARPEN_USAGE)" >&2; exit 2)
 	$(PY) -m sipsa_tf.pansharpen --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) \
 	  --pan=$(PAN) --ms=$(MS) --out=$(OUT) $(FLAGS)
 
@@ -103,3 +108,15 @@ test-cpu-matrix: $(INSTALL_DEP)
 	    TF_XLA_FLAGS="$$( [ $$xla = off ] && echo --tf_xla_clustering_fuel=0 )" \
 	    $(PY) -m pytest -q -p no:cacheprovider $(NUMERICS_TESTS); \
 	done; done
+
+# make readme-picture  the README's picture (docs/heldout_panel.png): SIPSA-Net (bundled
+#                   checkpoint) and GSA on the held-out bottom quarter of imgWV2 (GRIP data, full
+#                   resolution, a 96 x 96 PAN-pixel crop); the evaluation's files stay in
+#                   $(LOG_DIR)/readme_picture.
+.PHONY: readme-picture
+
+readme-picture: $(INSTALL_DEP)
+	$(PY) -m sipsa_tf.evaluate --data_dir=$(GRIP_DIR) --split=$(SPLIT) --methods=sipsa,gsa \
+	  --protocols=full --panel_images='imgWV2[240:320]' --panel_crop=96 --progress=off \
+	  --checkpoint=$(or $(CHECKPOINT),$(BUNDLED_CHECKPOINT)) --out_dir=$(LOG_DIR)/readme_picture
+	cp $(LOG_DIR)/readme_picture/panel_imgWV2_240-320_full.png docs/heldout_panel.png

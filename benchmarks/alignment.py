@@ -106,7 +106,8 @@ def mean_by(rows, key, group):
 
 
 def run(args, command):
-    from sipsa_tf import inference, supervised
+    from sipsa_tf import inference
+    from sipsa_tf.data import supervised
     from sipsa_tf.evaluation import panels, reports
     from sipsa_tf.evaluation.scenes import Scene
     split = supervised.load_split(args.split)

@@ -10,18 +10,18 @@ whose high-resolution ground truth is known:
 
 * a scene (fields, roads, buildings, 10-19 cars) is drawn at PAN resolution at the PAN instant
   and at the MS instant, cars having moved 4-14 PAN pixels along their roads
-  (:func:`sipsa_tf.synthetic.render_scene`, road-heavy);
+  (:func:`sipsa_tf.data.synthetic.render_scene`, road-heavy);
 * the MS-instant scene is shifted by a global offset of d PAN pixels, (dy, dx) = (d / 2, d),
   d = 0..8 (bilinear, reflected borders), then acquired as in the training data
-  (:func:`sipsa_tf.synthetic.acquire` with its own random offset set to 0: optics blur, 4 x 4
+  (:func:`sipsa_tf.data.synthetic.acquire` with its own random offset set to 0: optics blur, 4 x 4
   averaging, R G B, 11-bit noise); the PAN comes from the PAN-instant scene;
 * the ground truth is the PAN-instant scene's R, G, B at PAN resolution, blurred like the PAN
   (Gaussian sigma 0.5 PAN pixels): the colours of the MS on the geometry of the PAN, which is
   what SIPSA-Net is trained to produce.
 
 Per method, scene and offset: Q2n, Q, SAM, ERGAS and SCC against the ground truth
-(:func:`sipsa_tf.quality.reduced_resolution_indices`), and the ghosting measure
-:func:`sipsa_tf.evaluate_lib.ghosting` (edge energy that the ground truth lacks, relative to the
+(:func:`sipsa_tf.evaluation.quality.reduced_resolution_indices`), and the ghosting measure
+:func:`sipsa_tf.evaluation.plots.ghosting` (edge energy that the ground truth lacks, relative to the
 ground truth's edge energy; 0 is ideal) over the whole image (``ghost``) and within 3 PAN pixels
 of the moving cars (``ghost_moving``), all on the image without a 16-pixel border (so that the
 reflected border of the shift does not count). Writes ``misalignment.csv``,
@@ -37,8 +37,13 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from sipsa_tf import evaluate_lib as ev, quality, synthetic
-from sipsa_tf.evaluation import alignment
+from sipsa_tf.data import synthetic
+from sipsa_tf.evaluation import alignment, quality
+from sipsa_tf.evaluation.methods import Methods
+from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, save_png
+from sipsa_tf.evaluation.plots import ghosting, line_plot, plot_grid
+from sipsa_tf.evaluation.reports import HIGHER_IS_BETTER, LABELS, atomic_write, write_csv
+from sipsa_tf.evaluation.scenes import EvaluationError, Scene
 from sipsa_tf.constants import SCALE
 from sipsa_tf.utils.progress import Progress
 
@@ -75,8 +80,8 @@ def scores(fused, truth, moving):
     inner = (slice(MARGIN, -MARGIN), slice(MARGIN, -MARGIN))
     f, t, m = np.asarray(fused, np.float64)[inner], truth[inner], moving[inner]
     values = quality.reduced_resolution_indices(f, t, SCALE, block=32)
-    values["ghost"] = ev.ghosting(f, t)
-    values["ghost_moving"] = ev.ghosting(f, t, mask=m)
+    values["ghost"] = ghosting(f, t)
+    values["ghost_moving"] = ghosting(f, t, mask=m)
     return values
 
 
@@ -109,7 +114,7 @@ def mean_table(rows, key, methods, offsets):
     means = {(m, d): float(np.nanmean([r[key] for r in rows
                                        if r["method"] == m and r["offset"] == d]))
              for m in methods for d in offsets}
-    pick = max if ev.HIGHER_IS_BETTER[key] else min
+    pick = max if HIGHER_IS_BETTER[key] else min
     best = {d: pick(means[(m, d)] for m in methods) for d in offsets}
     lines = ["| method | %s |" % " | ".join("d=%g" % d for d in offsets),
              "|" + " --- |" * (len(offsets) + 1)]
@@ -146,7 +151,7 @@ def run(args, command):
         names.append("sipsa_adapted")
     if args.ms_size < 2 * MARGIN // SCALE + 8 or args.scenes < 1:
         raise ValueError("need --scenes >= 1 and --ms_size >= %d" % (2 * MARGIN // SCALE + 8))
-    methods = ev.Methods(names, args.checkpoint, args.adapt_steps,
+    methods = Methods(names, args.checkpoint, args.adapt_steps,
                          {"lr": args.adapt_lr, "seed": args.seed}, seed=args.seed)
     os.makedirs(args.out_dir, exist_ok=True)
     bar = Progress(args.scenes * len(offsets) * len(methods.names), "misalignment",
@@ -157,7 +162,7 @@ def run(args, command):
         for index in range(args.scenes):
             for d in offsets:
                 ms, pan, truth, moving, info = misaligned_scene(args.seed, index, args.ms_size, d)
-                scene = ev.Scene("scene_%d" % index, ms, pan, None,
+                scene = Scene("scene_%d" % index, ms, pan, None,
                                  quality.sensor_subset(None, (1, 2, 3)))
                 fused_by = {}
                 for name in methods.names:
@@ -176,15 +181,15 @@ def run(args, command):
                     done += 1
                     bar.update(done, "scene %d offset %g %s" % (index, d, name))
                 if index == 0 and d in (offsets[0], offsets[-1]):
-                    image = ev.panel((ms, pan, truth), fused_by, args.panel_crop,
+                    image = panel((ms, pan, truth), fused_by, args.panel_crop,
                                      centre=_car_centre(moving))
-                    ev.save_png(image, os.path.join(args.out_dir, "misalignment_panel_d%g.png"
-                                                    % d), ev.PANEL_COLOURS)
+                    save_png(image, os.path.join(args.out_dir, "misalignment_panel_d%g.png"
+                                                    % d), PANEL_COLOURS)
     finally:
         bar.close()
         methods.close()
     columns = ("scene", "offset", "method", "cars") + INDEX_KEYS + ("seconds",)
-    ev.write_csv(rows, os.path.join(args.out_dir, "misalignment.csv"), columns)
+    write_csv(rows, os.path.join(args.out_dir, "misalignment.csv"), columns)
     parts = ["# Misalignment benchmark\n",
              "Command: `%s` (%.0f s on this machine).\n" % (command, time.time() - start),
              "Synthetic road scenes (MS %dx%d, PAN %dx%d; %s cars), global PAN/MS offset "
@@ -201,16 +206,16 @@ def run(args, command):
         parts.append(fam_table(fam_rows, offsets))
     plots = []
     for key in INDEX_KEYS:
-        arrow = "higher is better" if ev.HIGHER_IS_BETTER[key] else "lower is better"
+        arrow = "higher is better" if HIGHER_IS_BETTER[key] else "lower is better"
         table, means = mean_table(rows, key, methods.names, offsets)
-        parts.append("## %s (%s)\n\n%s" % (ev.LABELS[key], arrow, table))
+        parts.append("## %s (%s)\n\n%s" % (LABELS[key], arrow, table))
         if key in PLOTTED:
-            plots.append(ev.line_plot(offsets, {m: [means[(m, d)] for d in offsets]
+            plots.append(line_plot(offsets, {m: [means[(m, d)] for d in offsets]
                                                 for m in methods.names},
-                                      "%s (%s)" % (ev.LABELS[key], arrow),
+                                      "%s (%s)" % (LABELS[key], arrow),
                                       "PAN/MS offset d (PAN pixels)"))
-    ev.save_png(ev.plot_grid(plots, 2), os.path.join(args.out_dir, "misalignment.png"))
-    ev.atomic_write(os.path.join(args.out_dir, "misalignment.md"),
+    save_png(plot_grid(plots, 2), os.path.join(args.out_dir, "misalignment.png"))
+    atomic_write(os.path.join(args.out_dir, "misalignment.md"),
                      "\n".join(parts).encode("utf-8"))
     print("\n".join(parts))
     return rows
@@ -223,7 +228,7 @@ def main(argv=None):
     from sipsa_tf import checkpoints
     try:
         run(args, command)
-    except (ev.EvaluationError, checkpoints.CheckpointError, ValueError, OSError) as err:
+    except (EvaluationError, checkpoints.CheckpointError, ValueError, OSError) as err:
         print("error: %s" % str(err).replace("\n", " "), file=sys.stderr)
         return 1
     return 0

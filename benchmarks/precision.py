@@ -136,7 +136,7 @@ def _train_graph(name, seed):
 
 
 def _training_batches(n, seed):
-    from sipsa_tf import supervised
+    from sipsa_tf.data import supervised
     regions = supervised.load_regions(supervised.load_split(FLAGS.split), "train",
                                       FLAGS.data_dir)
     sources = [supervised.WaldImage(r) for r in regions]
@@ -190,7 +190,8 @@ def training(low, steps, timed_steps, seed):
 
 def held_out(low, checkpoint):
     import numpy as np
-    from sipsa_tf import Pansharpener, supervised
+    from sipsa_tf import Pansharpener
+    from sipsa_tf.data import supervised
     from sipsa_tf.evaluation import protocols
     from sipsa_tf.evaluation.scenes import Scene
     regions = supervised.load_regions(supervised.load_split(FLAGS.split), "held_out",

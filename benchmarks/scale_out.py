@@ -1,8 +1,8 @@
 """Scaling out on one machine: training replicas and scene workers, as ratios in one run.
 
-SIPSA-Net (Lee, Seo, Kim, CVPR 2021). Two measurements (README, "Scaling out"):
+SIPSA-Net (Lee, Seo, Kim, CVPR 2021). Two measurements (docs/scaling.md):
 
-* training: AdamW steps/s of the session trainer (:class:`sipsa_tf.train_lib.TrainGraph`) on one
+* training: AdamW steps/s of the session trainer (:class:`sipsa_tf.training.loop.TrainGraph`) on one
   device (``--strategy=default``, the reference) and with ``--strategy=mirrored`` over two
   CPU devices made by the session (``/cpu:0,/cpu:1``), the same global batch for both; each in
   its own process, with its peak RSS and the RSS the steps add (per replica: divided by the
@@ -54,15 +54,15 @@ def _peak_rss_mb():
 def measure_training(devices, batch_size, ms_patch, steps, warmup):
     """Steps/s and memory of one configuration (this process)."""
     import tensorflow as tf
-    from sipsa_tf import train_lib
+    from sipsa_tf.training import loop
     tf.compat.v1.disable_v2_behavior()
     crops = [_inputs(4 * ms_patch, seed) for seed in range(batch_size)]
     ms_batch = np.stack([ms for ms, _ in crops])
     pan_batch = np.stack([pan for _, pan in crops])[..., None]
-    config = train_lib.TrainConfig(data_dir="-", log_dir="-", batch_size=batch_size,
+    config = loop.TrainConfig(data_dir="-", log_dir="-", batch_size=batch_size,
                                    ms_patch=ms_patch, strategy="mirrored" if devices
                                    else "default", devices=devices or None)
-    graph = train_lib.TrainGraph(
+    graph = loop.TrainGraph(
         config, lambda: tf.data.Dataset.from_tensors((ms_batch, pan_batch)).repeat(),
         test_ops=False)
     fetches = {"loss": graph.loss_terms["loss"], "step": graph.step_after,

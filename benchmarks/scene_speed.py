@@ -213,7 +213,7 @@ def count_flops(ms_size=64):
         figure used for GFLOP/s), depthwise (Gaussian normalisation), elementwise, total.
     """
     import tensorflow as tf
-    from sipsa_tf import model, ops
+    from sipsa_tf.core import model, ops
     graph = tf.Graph()
     with graph.as_default():
         fwd = model.forward(tf.zeros([1, ms_size, ms_size, 3]),

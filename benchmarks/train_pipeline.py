@@ -1,7 +1,7 @@
 """Where a training step's time goes: the NumPy crop generator against the network step.
 
-The session trainer (:mod:`sipsa_tf.train_lib`) feeds the in-memory objectives (``--objective
-wald`` and ``original`` with ``--split``) from :func:`sipsa_tf.supervised.batches` through a
+The session trainer (:mod:`sipsa_tf.training.loop`) feeds the in-memory objectives (``--objective
+wald`` and ``original`` with ``--split``) from :func:`sipsa_tf.data.supervised.batches` through a
 prefetching ``tf.data`` generator, so the generator (crop, displacement by ``map_coordinates``,
 flip/rot90) runs beside the AdamW step on another thread. This script measures both, in the same
 process and on the same machine, for each objective of ``--objectives``::
@@ -32,9 +32,9 @@ SETTINGS = {"wald": (4, 0.3), "original": (2, 0.0)}
 
 
 def _config(objective, ms_patch):
-    from sipsa_tf import train_lib
+    from sipsa_tf.training import loop
     batch, synthetic = SETTINGS[objective]
-    return train_lib.TrainConfig(data_dir=FLAGS.data_dir, log_dir="-", split=FLAGS.split,
+    return loop.TrainConfig(data_dir=FLAGS.data_dir, log_dir="-", split=FLAGS.split,
                                  objective=objective, batch_size=batch, ms_patch=ms_patch,
                                  synthetic_fraction=synthetic, aligned_fraction=0.7)
 
@@ -45,10 +45,11 @@ def measure(objective, ms_patch):
     Returns:
         (generator batches per second, training steps per second).
     """
-    from sipsa_tf import supervised, train_lib
+    from sipsa_tf.data import supervised
+    from sipsa_tf.training import loop
 
     config = _config(objective, ms_patch)
-    sources = train_lib.prepare_data(config)[0]
+    sources = loop.prepare_data(config)[0]
     displacement = (config.displacement() if objective == "wald"
                     else supervised.NO_DISPLACEMENT)
     stream = supervised.batches(sources, ms_patch, config.batch_size, seed=0,
@@ -61,7 +62,7 @@ def measure(objective, ms_patch):
         next(stream)
     gen_rate = n / (time.perf_counter() - start)
 
-    graph = train_lib.TrainGraph(config, test_ops=False)
+    graph = loop.TrainGraph(config, test_ops=False)
     fetches = {"train": graph.train_op, "step": graph.step_after}
     with graph.session() as session:
         graph.initialize(session)

@@ -2,15 +2,15 @@
 
 SIPSA-Net (Lee, Seo, Kim, CVPR 2021) takes, for every pixel, the minimum of |y - roll(ref, t)|
 over 98 shifts t and the batch; the original stacks the 98 x B shifted images (memory ~ 98 x B
-images, for the loss and its gradient). :mod:`sipsa_tf.losses` computes the same value and
+images, for the loss and its gradient). :mod:`sipsa_tf.core.losses` computes the same value and
 gradient with a running minimum. This script times full AdamW training steps
-(:class:`sipsa_tf.train_lib.TrainGraph`) with both, each configuration in its own subprocess so
+(:class:`sipsa_tf.training.loop.TrainGraph`) with both, each configuration in its own subprocess so
 that the peak resident memory (``ru_maxrss``) of one does not hide the other's, and prints the
 ratios against the literal loss (the reference)::
 
     .venv/bin/python benchmarks/train_speed.py [--batch_size 2 --ms_patch 32 --steps 30]
 
-Both configurations train on the same fixed batch of synthetic crops (sipsa_tf.synthetic).
+Both configurations train on the same fixed batch of synthetic crops (sipsa_tf.data.synthetic).
 """
 import json
 import os
@@ -46,7 +46,9 @@ def measure(name, batch_size, ms_patch, steps, warmup, threads):
     """
     import numpy as np
     import tensorflow as tf
-    from sipsa_tf import data, synthetic, train_lib
+    from sipsa_tf import data
+    from sipsa_tf.data import synthetic
+    from sipsa_tf.training import loop
 
     tf.compat.v1.disable_v2_behavior()
     rng = np.random.default_rng(0)
@@ -54,10 +56,10 @@ def measure(name, batch_size, ms_patch, steps, warmup, threads):
     ms = ms_dn.astype(np.float32) / data.IMG_DIV
     pan = pan_dn.astype(np.float32)[..., None] / data.IMG_DIV
     ms_batch, pan_batch = data.random_crops(ms, pan, batch_size, ms_patch, rng)
-    config = train_lib.TrainConfig(data_dir="-", log_dir="-", batch_size=batch_size,
+    config = loop.TrainConfig(data_dir="-", log_dir="-", batch_size=batch_size,
                                    ms_patch=ms_patch, literal_loss=(name == "literal"),
                                    threads=threads)
-    graph = train_lib.TrainGraph(config, test_ops=False)
+    graph = loop.TrainGraph(config, test_ops=False)
     fetches = {"loss": graph.loss_terms["loss"], "step": graph.step_after,
                "train": graph.train_op}
     with graph.session() as session:

@@ -31,7 +31,7 @@ ADAM_EPSILON = 1e-8
 
 
 def _sources(objective, split_path, data_dir):
-    from sipsa_tf import supervised
+    from sipsa_tf.data import supervised
     split = supervised.load_split(split_path)
     regions = supervised.load_regions(split, "train", data_dir)
     if objective == "original":
@@ -53,7 +53,7 @@ def _layer_of(variable):
 
 def checkpoint_gradients(args):
     """Part 1: gradients and Adam step sizes at a checkpoint (one Wald batch)."""
-    from sipsa_tf import supervised
+    from sipsa_tf.data import supervised
     from sipsa_tf.core import network
     graph = _graph("wald", 32, 8, args.seed, args.tmp)
     sources = _sources("wald", args.split, args.data_dir)
@@ -81,7 +81,7 @@ def checkpoint_gradients(args):
 
 def saturation(args, objective):
     """Part 2: training from the random initialisation; the softmax over time."""
-    from sipsa_tf import supervised
+    from sipsa_tf.data import supervised
     from sipsa_tf.core import network
     patch, batch = (args.paper_crop, 4) if objective == "original" else (32, 8)
     graph = _graph(objective, patch, batch, args.seed, args.tmp)

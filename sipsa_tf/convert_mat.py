@@ -10,7 +10,7 @@ GRIP-UNINA examples) becomes ``<out_dir>/RGB/<name>.tif`` and ``<out_dir>/PAN/<n
 The work is done by :func:`sipsa_tf.data.convert_mat`; problems print one line and exit 1
 (:func:`sipsa_tf.cli.common.guarded`).
 """
-from absl import app, flags
+from absl import flags
 
 from sipsa_tf.cli import common as cli
 
@@ -47,7 +47,7 @@ def main(argv):
 
 def run():
     """Console entry point."""
-    app.run(main)
+    cli.start(main, __name__)
 
 
 if __name__ == "__main__":

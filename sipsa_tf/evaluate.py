@@ -6,12 +6,14 @@
 
 Methods x images x protocols (reduced-resolution Wald protocol and full resolution), written as
 ``results.csv``, ``results.md`` and PNG panels into ``--out_dir``. Flags only; the work is done by
-:func:`sipsa_tf.evaluate_lib.run`. Bad input prints one line and exits with status 1.
+:func:`sipsa_tf.evaluation.suite.run`. Bad input prints one line and exits with status 1.
 """
+import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from sipsa_tf import checkpoint_paths
 from sipsa_tf.cli import common as cli
 
 FLAGS = flags.FLAGS
@@ -20,7 +22,9 @@ FLAGS = flags.FLAGS
 # duplicates pairs these flag definitions with other command lines' (same shape: name, the
 # library's default, help text); they are declarations, one per flag, not repeated logic.
 def _define_flags():
-    from sipsa_tf.evaluate_lib import ALL_METHODS, PROTOCOLS, EvalConfig
+    from sipsa_tf.evaluation.methods import ALL_METHODS
+    from sipsa_tf.evaluation.protocols import PROTOCOLS
+    from sipsa_tf.evaluation.suite import EvalConfig
     d = EvalConfig()
     flags.DEFINE_string("out_dir", d.out_dir, "Where results.csv, results.md and the panels go.")
     flags.DEFINE_string("data_dir", d.data_dir, "Images: a folder of GRIP-style .mat files "
@@ -31,8 +35,10 @@ def _define_flags():
     flags.DEFINE_list("methods", list(d.methods), "Methods, from: %s." % ", ".join(ALL_METHODS))
     flags.DEFINE_list("protocols", list(d.protocols), "Protocols, from: %s."
                       % ", ".join(PROTOCOLS))
-    flags.DEFINE_string("checkpoint", d.checkpoint, "SIPSA-Net checkpoint (prefix or folder) "
-                        "for sipsa and the start of sipsa_adapted; unset or empty: random "
+    bundled = checkpoint_paths.default_checkpoint()
+    flags.DEFINE_string("checkpoint", bundled if os.path.isdir(bundled) else "", "SIPSA-Net "
+                        "checkpoint (prefix or folder) for sipsa and the start of sipsa_adapted; "
+                        "default: the bundled one; empty (--checkpoint=): random "
                         "initialisation.")
     flags.DEFINE_integer("adapt_steps", d.adapt_steps, "Scene adaptation steps for the method "
                          "sipsa_adapted (added to --methods when > 0; 0: not run).")
@@ -55,7 +61,7 @@ def _define_flags():
     flags.DEFINE_integer("seed", d.seed, "Seed (synthetic scenes, random init, adaptation).")
     flags.DEFINE_enum("progress", d.progress, ["auto", "on", "off"], "Progress bar on stderr.")
     flags.DEFINE_string("precision", d.precision, "SIPSA-Net's convolutions in float32 (the "
-                        "faithful port), bfloat16 or float16 (README, \"Precision\").")
+                        "faithful port), bfloat16 or float16 (docs/performance.md, \"Precision\").")
 
 
 _define_flags()
@@ -63,7 +69,7 @@ _define_flags()
 
 def config_from_flags():
     """The EvalConfig described by the parsed flags."""
-    from sipsa_tf.evaluate_lib import EvalConfig
+    from sipsa_tf.evaluation.suite import EvalConfig
     methods = [m for m in FLAGS.methods if m != "sipsa_adapted" or FLAGS.adapt_steps > 0]
     if FLAGS.adapt_steps > 0 and "sipsa_adapted" not in methods:
         methods.append("sipsa_adapted")
@@ -82,14 +88,16 @@ def config_from_flags():
 
 def main(argv):
     def body():
-        from sipsa_tf import evaluate_lib
-        evaluate_lib.run(config_from_flags())
+        if FLAGS.checkpoint and any(m.startswith("sipsa") for m in FLAGS.methods):
+            checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
+        from sipsa_tf.evaluation import suite
+        suite.run(config_from_flags())
     return cli.run_flags_only(argv, body)
 
 
 def run():
     """Console script ``sipsa-evaluate``."""
-    app.run(main)
+    cli.start(main, __name__)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ class Pansharpener(Closing):
             shift and batch together (the original).
         literal: build the original's literal formulation (FAM through an explicit patch tensor,
             loss through the stacked 98 x B tensor). Same numbers, more memory; for benchmarks.
-            Otherwise the FAM is :func:`sipsa_tf.ops.local_conv_fused` (XLA-compiled; the first
+            Otherwise the FAM is :func:`sipsa_tf.core.ops.local_conv_fused` (XLA-compiled; the first
             call with a new image size runs uncompiled, a later one compiles it).
         seed: graph-level random seed for the random initialisation.
         session_config: optional ``tf.compat.v1.ConfigProto`` (default: :func:`make_session_config`).

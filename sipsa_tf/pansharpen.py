@@ -17,17 +17,19 @@ own ``tf.Graph``, so TensorFlow's v2 behaviour needs no switching off.
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
+from sipsa_tf import checkpoint_paths
 from sipsa_tf.cli import common as cli
-from sipsa_tf.scene.options import SceneOptions  # no TensorFlow: flags' defaults
+from sipsa_tf.scene.options import SceneOptions, parse_bands  # no TensorFlow
 
 # duplicates pairs these flag definitions with other command lines' (same shape: name, the
 # library's default, help text); they are declarations, one per flag, not repeated logic.
 _D = SceneOptions()
 
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
-                    "read; the original's model-100000 works too).")
+flags.DEFINE_string("checkpoint", checkpoint_paths.default_checkpoint(), "Checkpoint prefix "
+                    "or directory (only op_net/G/* is read; the original's model-100000 works "
+                    "too). Default: the bundled one.")
 flags.DEFINE_string("pan", None, "PAN raster, one band: any format GDAL reads (GeoTIFF, COG, "
                     "JPEG 2000, NITF, DIMAP, .TIL, VRT; docs/scenes.md).")
 flags.DEFINE_string("ms", None, "MS raster, 3 or more bands, same data type as the PAN, pixels "
@@ -46,9 +48,10 @@ flags.DEFINE_bool("cog", _D.cog, "Write the output (and --aligned_out) as Cloud-
 flags.DEFINE_integer("cog_blocksize", _D.cog_blocksize, "Tile size of the COG in pixels.")
 flags.DEFINE_enum("cog_compress", _D.cog_compress, ["deflate", "zstd", "lzw", "none"],
                   "Compression of the COG (with the predictor).")
-flags.DEFINE_string("bands", ",".join(map(str, _D.bands)), "The 3 MS bands used, 1-based, "
-                    "in the order the network takes them (R,G,B), e.g. 5,3,2 for 8-band "
-                    "WorldView-2/3.")
+flags.DEFINE_string("bands", None, "The 3 MS bands used, 1-based, in the order the network "
+                    "takes them (R,G,B), e.g. 5,3,2 for 8-band WorldView-2/3. Default: 1,2,3 "
+                    "for a 3-band MS; 3,2,1 (4 bands) and 5,3,2 (8 bands) with a warning; "
+                    "other band counts need it.")
 flags.DEFINE_integer("bits", _D.bits, "Bits per sample: values are DN / (2^bits - 1). 0: "
                      "GDAL's NBITS metadata where the files have it, else uint8 "
                      "-> 8; uint16/int16 -> 11 if no valid value exceeds 2047, 12 if none "
@@ -66,7 +69,7 @@ flags.DEFINE_enum("out_type", _D.out_type, ["native", "float32"], "Output type: 
                   "type (DN rounded and clipped) or float32 (DN, unrounded).")
 flags.DEFINE_string("aligned_out", None, "Also write the MS aligned to the PAN (GeoTIFF, or COG "
                     "with --cog).")
-flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98%% stretch).")
+flags.DEFINE_string("preview", None, "Also write an 8-bit PNG preview (2-98% stretch).")
 flags.DEFINE_integer("preview_size", _D.preview_size, "Longest side of the preview in pixels.")
 flags.DEFINE_integer("threads", _D.threads, "TensorFlow intra-op threads (0: default).")
 flags.DEFINE_enum("progress", _D.progress, ["auto", "on", "off"], "Progress bar on stderr.")
@@ -79,7 +82,7 @@ flags.DEFINE_string("pairs", None, "CSV file of scenes, one 'pan,ms,out' per lin
                     "to the file's folder), run as one job; replaces --pan, --ms and --out.")
 flags.DEFINE_string("precision", _D.precision, "float32 (the faithful port), bfloat16 or float16: "
                     "the dtype of the network's convolutions; normalisation, softmax and the "
-                    "alignment module stay float32 (README, \"Precision\").")
+                    "alignment module stay float32 (docs/performance.md, \"Precision\").")
 
 FLAGS = flags.FLAGS
 
@@ -102,22 +105,24 @@ def _say(line):
 def _pansharpen(outputs):
     from sipsa_tf.errors import UserError
     if FLAGS.pairs:
-        cli.require(FLAGS, "checkpoint")
         if FLAGS.pan or FLAGS.ms or FLAGS.out:
             raise UserError("--pairs replaces --pan, --ms and --out; give one or the other")
     else:
-        cli.require(FLAGS, "checkpoint", "pan", "ms", "out")
-    from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
-    options = scene.SceneOptions(
-        bands=scene.parse_bands(FLAGS.bands), bits=FLAGS.bits, nodata=FLAGS.nodata,
+        cli.require(FLAGS, "pan", "ms", "out")
+    options = SceneOptions(
+        bands=parse_bands(FLAGS.bands) if FLAGS.bands else None, bits=FLAGS.bits,
+        nodata=FLAGS.nodata,
         tile=FLAGS.tile, tail_tile=FLAGS.tail_tile, halo=FLAGS.halo, out_type=FLAGS.out_type,
         aligned_out=FLAGS.aligned_out, preview=FLAGS.preview,
         preview_size=FLAGS.preview_size, threads=FLAGS.threads, progress=FLAGS.progress,
         precision=FLAGS.precision, extent=FLAGS.extent, resampling=FLAGS.resampling,
         cog=FLAGS.cog, cog_blocksize=FLAGS.cog_blocksize, cog_compress=FLAGS.cog_compress)
+    options.validate()  # the flags' values, then the checkpoint's path
+    checkpoint = checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
+    from sipsa_tf import scene  # imports TensorFlow only once the inputs are checked
     if not (FLAGS.pairs or FLAGS.scheduler or FLAGS.workers):
         outputs.extend(options.outputs(FLAGS.out))
-        summary = scene.pansharpen_scene(FLAGS.checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
+        summary = scene.pansharpen_scene(checkpoint, FLAGS.pan, FLAGS.ms, FLAGS.out,
                                          options, say=_say)
         scene.print_summary(summary)
         return
@@ -125,7 +130,7 @@ def _pansharpen(outputs):
     jobs = (cluster.read_pairs(FLAGS.pairs) if FLAGS.pairs
             else [(FLAGS.pan, FLAGS.ms, FLAGS.out)])
     outputs.extend(p for _, _, out in jobs for p in options.outputs(out))
-    summary = cluster.pansharpen_job(FLAGS.checkpoint, jobs, options, FLAGS.scheduler,
+    summary = cluster.pansharpen_job(checkpoint, jobs, options, FLAGS.scheduler,
                                      FLAGS.workers, say=_say)
     cluster.print_job_summary(summary)
 
@@ -140,7 +145,7 @@ def main(argv):
 def run():
     """Console script ``sipsa-pansharpen``; the process ends as soon as the outputs are done
     (``cli.exiting_now``)."""
-    app.run(cli.exiting_now(main))
+    cli.start(main, __name__, exit_now=True)
 
 
 if __name__ == "__main__":

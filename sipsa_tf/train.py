@@ -3,10 +3,10 @@
     python -m sipsa_tf.train --flagfile=experiments/cpu_small.flags \\
         --data_dir=data/synthetic --log_dir=logs/train [--generate_synthetic]
 
-Flags only; the work is done by :func:`sipsa_tf.train_lib.train`. Data or checkpoint problems
+Flags only; the work is done by :func:`sipsa_tf.training.loop.train`. Data or checkpoint problems
 print one line and exit with status 1.
 """
-from absl import app, flags
+from absl import flags
 
 from sipsa_tf.cli import common as cli
 
@@ -31,7 +31,7 @@ def _define_flags():
     flags.DEFINE_boolean("pair_by_order", d.pair_by_order, "Pair RGB/PAN files by sorted order "
                          "as the original (default: by file name).")
     flags.DEFINE_boolean("generate_synthetic", False, "Generate the synthetic scene set into "
-                         "--data_dir first if it is not there (sipsa_tf.synthetic).")
+                         "--data_dir first if it is not there (sipsa_tf.data.synthetic).")
     flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic scene set.")
     flags.DEFINE_float("img_div", d.img_div, "Pixel values are DN / img_div (2047: 11-bit).")
     flags.DEFINE_integer("batch_size", d.batch_size, "Crops per batch.")
@@ -135,18 +135,18 @@ def main(argv):
 
 def _train():
     from sipsa_tf.data import synthetic
-    from sipsa_tf.training import loop as train_lib
+    from sipsa_tf.training import loop
     from sipsa_tf.errors import UserError
     if FLAGS.generate_synthetic:
         if not FLAGS.data_dir:
             raise UserError("--generate_synthetic needs --data_dir")
         synthetic.generate(FLAGS.data_dir, seed=FLAGS.synthetic_seed)
-    train_lib.train(config_from_flags())
+    loop.train(config_from_flags())
 
 
 def run():
     """Console script ``sipsa-train``."""
-    app.run(main)
+    cli.start(main, __name__)
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ def write_random_checkpoint(prefix, seed=3, gain=1.0, corner=1.0, out_scale=1.0)
     Returns:
         prefix.
     """
-    from sipsa_tf import adapt  # here, so that test files without TensorFlow load fast
+    from sipsa_tf.training import adapt  # here, so that test files without TensorFlow load fast
     weights = adapt.initial_weights(None, seed=seed)
     for name, value in weights.items():
         if "w_conv" not in name:

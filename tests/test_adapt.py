@@ -1,11 +1,13 @@
-"""Scene adaptation (sipsa_tf.adapt): loss goes down, starts from None / checkpoint / object.
+"""Scene adaptation (sipsa_tf.training.adapt): loss goes down, starts from None / checkpoint / object.
 
 ``random_checkpoint`` (tests/conftest.py): a random-init network saved as a checkpoint.
 """
 import numpy as np
 import pytest
 
-from sipsa_tf import adapt, checkpoints, inference, synthetic
+from sipsa_tf import checkpoints, inference
+from sipsa_tf.data import synthetic
+from sipsa_tf.training import adapt
 
 CROP, BATCH = 16, 2
 

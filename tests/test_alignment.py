@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, run_graph
-from sipsa_tf import supervised
+from sipsa_tf.data import supervised
 from sipsa_tf.core import losses, ops
 from sipsa_tf.evaluation import alignment, quality
 

@@ -1,4 +1,4 @@
-"""Tests of sipsa_tf.baselines: shapes, hand-checked interpolation, CS invariants, bad input.
+"""Tests of sipsa_tf.evaluation.baselines: shapes, hand-checked interpolation, CS invariants, bad input.
 
 The last test runs the reduced-resolution (Wald) protocol on a crop of the GRIP IKONOS image in
 ../shared/data/grip (skipped when that folder is absent).
@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from sipsa_tf import baselines, quality
+from sipsa_tf.evaluation import baselines, quality
 
 GRIP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                      "shared", "data", "grip"))

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import FIXTURE_DIR, require_shared
-from sipsa_tf import Pansharpener, adapt, checkpoints
+from sipsa_tf import Pansharpener, checkpoints
+from sipsa_tf.training import adapt
 from sipsa_tf.checkpoints import CheckpointError
 
 

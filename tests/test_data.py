@@ -11,7 +11,8 @@ import tensorflow as tf
 import tifffile
 
 from conftest import FIXTURE_DIR, QUIET_TF, require_shared, run_command, write_pair, write_tiff
-from sipsa_tf import data, synthetic
+from sipsa_tf import data
+from sipsa_tf.data import synthetic
 
 
 def _pair(folder, name, ms_size=16, bands=3, pan_size=None, dtype=np.uint16, rng=None,

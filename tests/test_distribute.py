@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from conftest import (FIXTURE_DIR, QUIET_TF, REPO_ROOT, SUBPROCESS_TIMEOUT, command_env,
                       require_shared)
-from sipsa_tf import synthetic, train_lib
+from sipsa_tf.data import synthetic
+from sipsa_tf.training import loop
 from sipsa_tf.errors import UserError
 from sipsa_tf.training import distribute
 
@@ -32,7 +33,7 @@ def _step(config, batch):
     if config.strategy != "default":
         def dataset_fn():
             return tf.data.Dataset.from_tensors((batch["ms"], batch["pan"])).repeat()
-    graph = train_lib.TrainGraph(config, dataset_fn, test_ops=False)
+    graph = loop.TrainGraph(config, dataset_fn, test_ops=False)
     variables = graph.network_variables + graph.optimizer_variables + [graph.global_step]
     with graph.session() as session:
         graph.initialize(session)
@@ -51,7 +52,7 @@ def _step(config, batch):
 
 
 def _config(**kwargs):
-    return train_lib.TrainConfig(data_dir="-", log_dir="-", batch_size=2, per_sample_loss=True,
+    return loop.TrainConfig(data_dir="-", log_dir="-", batch_size=2, per_sample_loss=True,
                                  **kwargs)
 
 
@@ -79,9 +80,9 @@ def test_wald_objective_trains_on_two_replicas():
     rng = np.random.default_rng(1)
     ms, pan, target = (rng.random(shape, np.float32) for shape in
                        ((2, 8, 8, 3), (2, 32, 32, 1), (2, 32, 32, 3)))
-    config = train_lib.TrainConfig(data_dir="-", log_dir="-", batch_size=2, objective="wald",
+    config = loop.TrainConfig(data_dir="-", log_dir="-", batch_size=2, objective="wald",
                                    strategy="mirrored", devices=TWO_CPUS)
-    graph = train_lib.TrainGraph(
+    graph = loop.TrainGraph(
         config, lambda: tf.data.Dataset.from_tensors((ms, pan, target)).repeat(),
         test_ops=False)
     assert graph.replicas.count == 2 and graph.loss_names == ("loss",)
@@ -99,7 +100,7 @@ def test_bad_strategy_settings_are_one_line_errors():
     with pytest.raises(UserError, match="not a device"):
         distribute.parse_devices("/tpu:0")
     with pytest.raises(UserError, match="needs --strategy=mirrored"):
-        train_lib.TrainConfig(data_dir="-", log_dir="-", devices=TWO_CPUS).validate()
+        loop.TrainConfig(data_dir="-", log_dir="-", devices=TWO_CPUS).validate()
     # the same rule (training.config.check_strategy) for the flags and for the library call
     with pytest.raises(UserError, match="needs --strategy=mirrored"):
         distribute.build("multi_worker", TWO_CPUS, batch_size=2)
@@ -107,7 +108,7 @@ def test_bad_strategy_settings_are_one_line_errors():
     with pytest.raises(UserError, match=unknown):
         distribute.build("ring", batch_size=2)
     with pytest.raises(UserError, match=unknown):
-        train_lib.TrainConfig(data_dir="-", log_dir="-", strategy="ring").validate()
+        loop.TrainConfig(data_dir="-", log_dir="-", strategy="ring").validate()
     with pytest.raises(UserError, match="needs TF_CONFIG"):
         os.environ.pop("TF_CONFIG", None)
         distribute.tf_config()
@@ -161,7 +162,7 @@ def test_two_worker_multi_worker_run_writes_one_checkpoint_that_resumes_on_one_d
     names = {n for n, _ in tf.train.list_variables(str(log_dir / "model.ckpt-2"))}
     assert len(names) == 165 and "op_net/G/w_conv01/Adam_1" in names
     # resumes on one device: every variable restored, one more step from there
-    one_device = train_lib.TrainGraph(train_lib.TrainConfig(data_dir="-", log_dir="-"),
+    one_device = loop.TrainGraph(loop.TrainConfig(data_dir="-", log_dir="-"),
                                       test_ops=False)
     rng = np.random.default_rng(0)
     with one_device.session() as session:

@@ -340,7 +340,7 @@ def test_network_builds_under_the_image_determinism_settings():
     seeded graph must draw the same initial weights as without the setting."""
     script = (
         "import sys, numpy as np, tensorflow as tf, sipsa_tf\n"
-        "from sipsa_tf import model, network\n"
+        "from sipsa_tf.core import model, network\n"
         "with sipsa_tf.Pansharpener(sys.argv[1]) as p:\n"
         "    assert p(np.full((8, 8, 3), .3, np.float32), np.full((32, 32), .3, np.float32))['output'].shape == (32, 32, 3)\n"
         "g = tf.Graph()\n"

@@ -1,4 +1,4 @@
-"""Evaluation suite (sipsa_tf.evaluate_lib, python -m sipsa_tf.evaluate, make evaluate).
+"""Evaluation suite (sipsa_tf.evaluation, python -m sipsa_tf.evaluate, make evaluate).
 
 Expected values come from outside the code path under test: MTF gains as printed in Vivone et
 al.'s toolbox (genMTF.m / MTF_PAN.m), MTF filtering by ``scipy.ndimage.correlate`` (the toolbox's
@@ -17,7 +17,8 @@ import pytest
 import scipy.io
 from scipy import ndimage
 
-from sipsa_tf import evaluate_lib as ev, quality
+from sipsa_tf.evaluation import panels, plots, protocols, quality, reports, scenes, suite
+from sipsa_tf.evaluation.methods import Methods
 from sipsa_tf.constants import BUNDLED_CHECKPOINT
 from conftest import REPO_ROOT, run_command
 
@@ -64,18 +65,18 @@ def _edges_image(size=48):
 
 def test_ghosting_ideal_blur_and_double_edges():
     ref = _edges_image()
-    assert ev.ghosting(ref, ref) == 0.0
+    assert plots.ghosting(ref, ref) == 0.0
     blurred = ndimage.gaussian_filter(ref, (1.0, 1.0, 0))
-    assert ev.ghosting(blurred, ref) < 0.01  # blur lowers edges, it does not add any
+    assert plots.ghosting(blurred, ref) < 0.01  # blur lowers edges, it does not add any
     ghost = 0.5 * (ref + np.roll(ref, 6, axis=1))  # every edge drawn twice, 6 px apart
-    g = ev.ghosting(ghost, ref)
+    g = plots.ghosting(ghost, ref)
     assert 0.1 < g < 1.0
     # one pixel of displacement is forgiven by the radius-1 dilation, not by radius 0
     moved = np.roll(ref, 1, axis=1)
-    assert ev.ghosting(moved, ref, radius=1) < 0.3 * ev.ghosting(moved, ref, radius=0)
+    assert plots.ghosting(moved, ref, radius=1) < 0.3 * plots.ghosting(moved, ref, radius=0)
     mask = np.zeros(ref.shape[:2], bool)
     mask[:, :8] = True  # a region without edges in the reference
-    assert np.isnan(ev.ghosting(ghost, ref, mask=mask))
+    assert np.isnan(plots.ghosting(ghost, ref, mask=mask))
 
 
 def test_ghosting_hand_computed():
@@ -89,7 +90,7 @@ def test_ghosting_hand_computed():
     # Reference gradient: 4 at columns 3, 4 -> dilated (radius 1): 4 on columns 2..5.
     # Fused gradient: 4 on 3, 4 and 2 on 5, 6 -> excess only at column 6: 2 on 8 rows.
     expected = (8 * 2.0 ** 2) / (2 * 8 * 4.0 ** 2)
-    assert ev.ghosting(fused, ref) == pytest.approx(expected)
+    assert plots.ghosting(fused, ref) == pytest.approx(expected)
 
 
 def test_sensor_subset_gains_and_filter():
@@ -118,38 +119,38 @@ def _write_mat(path, rng, ms_size=24, **extra):
 
 def test_load_mat_rgb_bands_scale_sensor_and_crop(tmp_path, rng):
     ms, pan = _write_mat(str(tmp_path / "imgIK_tiny.mat"), rng)
-    scene = ev.load_mat(str(tmp_path / "imgIK_tiny.mat"), max_pan=64)
+    scene = scenes.load_mat(str(tmp_path / "imgIK_tiny.mat"), max_pan=64)
     assert scene.name == "imgIK_tiny" and scene.sensor == "IKONOS"
     assert scene.gains == {"ms": [0.29, 0.28, 0.26], "pan": 0.17}
     # centre crop 24 -> 16 MS pixels (offset 4), bands 3, 2, 1, DN / 2047
     np.testing.assert_allclose(scene.ms, ms[4:20, 4:20][:, :, [2, 1, 0]] / 2047.0, rtol=1e-6)
     np.testing.assert_allclose(scene.pan, pan[16:80, 16:80] / 2047.0, rtol=1e-6)
     assert "centre crop: MS 16x16 of 24x24" in scene.note
-    assert ev.sensor_from_name("WV3_example_a") == "WV3"
-    assert ev.sensor_from_name("imgGE1") == "GeoEye1"
-    assert ev.sensor_from_name("scene") is None
+    assert scenes.sensor_from_name("WV3_example_a") == "WV3"
+    assert scenes.sensor_from_name("imgGE1") == "GeoEye1"
+    assert scenes.sensor_from_name("scene") is None
 
 
 def test_load_mat_bad_files(tmp_path, rng):
     bad = str(tmp_path / "nokeys.mat")
     scipy.io.savemat(bad, {"X": np.zeros((2, 2))})
-    with pytest.raises(ev.EvaluationError, match="nokeys.mat: needs I_PAN"):
-        ev.load_mat(bad)
+    with pytest.raises(scenes.EvaluationError, match="nokeys.mat: needs I_PAN"):
+        scenes.load_mat(bad)
     sizes = str(tmp_path / "sizes.mat")
     scipy.io.savemat(sizes, {"I_PAN": np.zeros((90, 96)), "I_MS": np.zeros((24, 24, 4))})
-    with pytest.raises(ev.EvaluationError, match="sizes.mat: I_PAN .* exactly 4x I_MS"):
-        ev.load_mat(sizes)
+    with pytest.raises(scenes.EvaluationError, match="sizes.mat: I_PAN .* exactly 4x I_MS"):
+        scenes.load_mat(sizes)
     garbage = tmp_path / "garbage.mat"
     garbage.write_bytes(b"not a mat file")
-    with pytest.raises(ev.EvaluationError, match="garbage.mat: unreadable"):
-        ev.load_mat(str(garbage))
-    with pytest.raises(ev.EvaluationError, match="no such folder"):
-        ev.load_scenes(str(tmp_path / "missing"))
+    with pytest.raises(scenes.EvaluationError, match="garbage.mat: unreadable"):
+        scenes.load_mat(str(garbage))
+    with pytest.raises(scenes.EvaluationError, match="no such folder"):
+        scenes.load_scenes(str(tmp_path / "missing"))
 
 
 def test_perfect_fusion_scores_ideal_reduced_indices():
-    scene = ev.synthetic_scenes(1, 32)[0]
-    values = ev.indices("reduced", scene.ms.astype(np.float64), scene)
+    scene = scenes.synthetic_scenes(1, 32)[0]
+    values = protocols.indices("reduced", scene.ms.astype(np.float64), scene)
     assert values["q2n"] == pytest.approx(1.0) and values["q"] == pytest.approx(1.0)
     assert values["sam"] == pytest.approx(0.0, abs=1e-5) and values["ergas"] == pytest.approx(0.0)
     assert values["scc"] == pytest.approx(1.0)
@@ -160,13 +161,13 @@ def test_run_library_on_mat_folder(tmp_path, rng):
     data_dir.mkdir()
     _write_mat(str(data_dir / "imgIK_tiny.mat"), rng)
     out = tmp_path / "out"
-    config = ev.EvalConfig(out_dir=str(out), data_dir=str(data_dir),
+    config = suite.EvalConfig(out_dir=str(out), data_dir=str(data_dir),
                            methods=("nearest", "gsa"), progress="off", panel_crop=32)
-    rows, paths = ev.run(config, stdout=open(os.devnull, "w"))
+    rows, paths = suite.run(config, stdout=open(os.devnull, "w"))
     assert [(r["protocol"], r["method"]) for r in rows] == [
         ("reduced", "nearest"), ("reduced", "gsa"), ("full", "nearest"), ("full", "gsa")]
     # the reduced-protocol row equals the indices of the protocol built here independently
-    scene = ev.load_mat(str(data_dir / "imgIK_tiny.mat"))
+    scene = scenes.load_mat(str(data_dir / "imgIK_tiny.mat"))
     fused, reference = _reduced_nearest(scene.ms, IKONOS_RGB_GAINS)
     fused = fused.astype(np.float32).astype(np.float64)  # the baselines take float32 inputs
     expected = {"ergas": _ergas(fused, reference), "sam": _sam_degrees(fused, reference),
@@ -177,9 +178,12 @@ def test_run_library_on_mat_folder(tmp_path, rng):
     assert sorted(os.listdir(out)) == ["panel_imgIK_tiny_full.png",
                                        "panel_imgIK_tiny_reduced.png", "results.csv",
                                        "results.md"]
+    with open(out / "results.md") as f:  # the full-resolution table says what QNR rewards
+        assert reports.QNR_CAVEAT in f.read()
+    assert panels.panel_name("imgWV2[240:320]", "full") == "panel_imgWV2_240-320_full.png"
     # panels only for the images named
     config.out_dir, config.panel_images = str(tmp_path / "out2"), ("another_image",)
-    ev.run(config, stdout=open(os.devnull, "w"))
+    suite.run(config, stdout=open(os.devnull, "w"))
     assert sorted(os.listdir(tmp_path / "out2")) == ["results.csv", "results.md"]
 
 
@@ -202,11 +206,11 @@ def test_entry_point_synthetic_with_adaptation(tmp_path, random_checkpoint):
         ("synthetic_0", p, m) for p in ("reduced", "full")
         for m in ("nearest", "brovey", "sipsa", "sipsa_adapted")]
     for r in rows:
-        keys = ev.INDICES[r["protocol"]]
+        keys = protocols.INDICES[r["protocol"]]
         assert all(np.isfinite(float(r[k])) for k in keys)
-        assert all(r[k] == "" for k in ev.INDICES["full" if r["protocol"] == "reduced"
+        assert all(r[k] == "" for k in protocols.INDICES["full" if r["protocol"] == "reduced"
                                                    else "reduced"])
-    value = {(r["protocol"], r["method"]): {k: float(r[k]) for k in ev.INDICES[r["protocol"]]}
+    value = {(r["protocol"], r["method"]): {k: float(r[k]) for k in protocols.INDICES[r["protocol"]]}
              for r in rows}
     for method in ("nearest", "brovey", "sipsa", "sipsa_adapted"):
         reduced, full = value["reduced", method], value["full", method]
@@ -217,7 +221,7 @@ def test_entry_point_synthetic_with_adaptation(tmp_path, random_checkpoint):
                                             rel=1e-4, abs=1e-6)  # "%.6g" in the CSV
     # nearest, reduced protocol: the scene's generic gains (genMTF.m 'otherwise': 0.3), built
     # independently; the CSV holds 6 significant digits
-    scene = ev.synthetic_scenes(1, 24, seed=0)[0]
+    scene = scenes.synthetic_scenes(1, 24, seed=0)[0]
     fused, reference = _reduced_nearest(scene.ms, (0.3, 0.3, 0.3))
     fused = fused.astype(np.float32).astype(np.float64)
     assert value["reduced", "nearest"]["ergas"] == pytest.approx(_ergas(fused, reference),
@@ -251,13 +255,13 @@ def test_entry_point_bad_input(tmp_path, args, message):
 
 
 def test_plots_draw_something():
-    image = ev.line_plot([0, 1, 2], {"a": [0.1, 0.5, 0.2], "b": [0.3, float("nan"), 0.4]},
+    image = plots.line_plot([0, 1, 2], {"a": [0.1, 0.5, 0.2], "b": [0.3, float("nan"), 0.4]},
                          "title", "offset")
     arr = np.asarray(image)
     assert arr.shape[2] == 3
     colours = {tuple(c) for c in arr.reshape(-1, 3)}
-    assert ev.PLOT_COLOURS[0] in colours and ev.PLOT_COLOURS[1] in colours
-    grid = ev.plot_grid([image, image, image], columns=2)
+    assert plots.PLOT_COLOURS[0] in colours and plots.PLOT_COLOURS[1] in colours
+    grid = plots.plot_grid([image, image, image], columns=2)
     assert grid.size == (2 * image.size[0], 2 * image.size[1])
 
 

@@ -1,4 +1,4 @@
-"""GDAL's pansharpening (sipsa_tf.external) against an independent NumPy weighted Brovey.
+"""GDAL's pansharpening (sipsa_tf.evaluation.external) against an independent NumPy weighted Brovey.
 
 With ``resampling="Nearest"`` GDAL's MS-to-PAN-grid resampling is pixel replication (each MS
 pixel covers a ratio x ratio PAN block, same origin), which NumPy reproduces exactly; GDAL's
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import QUIET_TF, REPO_ROOT, missing_tool, run_command
-from sipsa_tf import external
+from sipsa_tf.evaluation import external
 
 
 def require_gdal():

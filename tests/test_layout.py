@@ -15,7 +15,9 @@ import pytest
 import scipy.io
 import tifffile
 
-from sipsa_tf import data, errors, evaluate_lib, scene, validation
+from sipsa_tf import data, errors, scene
+from sipsa_tf.evaluation import scenes as evaluation_scenes
+from sipsa_tf.io import validation
 from sipsa_tf.io import pairs
 from sipsa_tf.utils import files
 
@@ -76,7 +78,7 @@ def _verdicts(tmp_path, pan_size):
     mat_expected = pairs.size_problem(mat + ": I_PAN", pan_size, "I_MS_LR", MS_SIZE)
     out["converter"] = (attempt(lambda: data.convert_mat(mat, os.path.join(directory, "conv"))),
                         mat_expected)
-    out["evaluation"] = (attempt(lambda: evaluate_lib.load_mat(mat)), mat_expected)
+    out["evaluation"] = (attempt(lambda: evaluation_scenes.load_mat(mat)), mat_expected)
     return out
 
 
@@ -169,11 +171,13 @@ def _python(code):
 def test_tools_do_not_import_the_training_loop():
     code = (
         "import sys\n"
-        "from sipsa_tf import adapt, evaluate_lib, scene\n"
+        "from sipsa_tf import scene\n"
+        "from sipsa_tf.evaluation import suite\n"
+        "from sipsa_tf.training import adapt\n"
         "from sipsa_tf.training import optimizer\n"
         "import sipsa_tf.pansharpen\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('sipsa_tf'))\n"
-        "assert 'sipsa_tf.train_lib' not in loaded, loaded\n"
+        "assert 'sipsa_tf.training.loop' not in loaded, loaded\n"
         "assert 'sipsa_tf.train' not in loaded, loaded\n"
         "print('ok', len(loaded))\n")
     assert _python(code).startswith("ok")
@@ -183,12 +187,12 @@ def test_adapt_builds_its_optimiser_without_the_training_loop():
     code = (
         "import sys\n"
         "import numpy as np\n"
-        "from sipsa_tf import adapt\n"
+        "from sipsa_tf.training import adapt\n"
         "ms = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)\n"
         "pan = np.random.default_rng(1).random((32, 32)).astype(np.float32)\n"
         "adapter = adapt.Adapter(None, seed=0)\n"
         "adapter.adapt(ms, pan, steps=1, crop=8, batch=1)\n"
-        "assert 'sipsa_tf.train_lib' not in sys.modules\n"
+        "assert 'sipsa_tf.training.loop' not in sys.modules\n"
         "print('ok')\n")
     assert _python(code).strip().endswith("ok")
 
@@ -231,9 +235,10 @@ def test_cli_wrapper_says_what_the_interrupt_line_says(capsys):
 
 
 def test_user_errors_share_one_base():
-    from sipsa_tf import checkpoints, geotiff, runlock
+    from sipsa_tf import checkpoints, runlock
+    from sipsa_tf.io import geotiff
     for cls in (data.DataError, checkpoints.CheckpointError, scene.SceneError,
-                evaluate_lib.EvaluationError, geotiff.RasterError, errors.InputError,
+                evaluation_scenes.EvaluationError, geotiff.RasterError, errors.InputError,
                 runlock.DirectoryBusy):
         assert issubclass(cls, errors.UserError) and issubclass(cls, ValueError), cls
 
@@ -280,3 +285,90 @@ def test_readme_tree_lists_every_module():
                for d, _, names in os.walk(root) for n in names
                if n.endswith(".py") and n != "__init__.py"}
     assert listed == modules, (sorted(modules - listed), sorted(listed - modules))
+
+
+def _import_graph():
+    """{module: set of sipsa_tf modules it imports}, every import statement (also in functions).
+
+    Importing ``a.b.c`` imports the packages ``a`` and ``a.b`` first, so those count as well
+    (except a module's own packages)."""
+    import ast
+    root = os.path.join(REPO_ROOT, "sipsa_tf")
+    modules = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py"):
+                rel = os.path.relpath(os.path.join(directory, name), REPO_ROOT)[:-3]
+                dotted = rel.replace(os.sep, ".")
+                modules[dotted[:-len(".__init__")] if dotted.endswith(".__init__") else dotted] = (
+                    os.path.join(directory, name))
+
+    def with_parents(target):
+        parts = target.split(".")
+        return {".".join(parts[:i]) for i in range(2, len(parts) + 1)} & set(modules)
+
+    graph = {}
+    for module, path in modules.items():
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    targets |= with_parents(alias.name)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                                    + ([base] if base else []))
+                targets |= with_parents(base)
+                targets |= {base + "." + a.name for a in node.names} & set(modules)
+        # A module's own packages are initialised before it runs: no circle through them.
+        graph[module] = targets - with_parents(module)
+    return graph
+
+
+def test_no_import_circle():
+    """No module imports itself back through others (Tarjan's strongly connected components)."""
+    graph = _import_graph()
+    assert "sipsa_tf.evaluation.suite" in graph and "sipsa_tf.core.ops" in graph
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    assert circles == [], circles
+
+
+def test_no_alias_modules_and_no_test_named_product_files():
+    """Every module in sipsa_tf/ holds code of its own: none swaps its sys.modules entry to
+    re-export another, and none is named like a test file."""
+    root = os.path.join(REPO_ROOT, "sipsa_tf")
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py"):
+                assert not name.startswith("test"), os.path.join(directory, name)
+                with open(os.path.join(directory, name), encoding="utf-8") as f:
+                    assert "sys.modules[__name__] =" not in f.read(), os.path.join(directory, name)

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from conftest import require_shared, run_graph
 import numpy_reference as ref
-from sipsa_tf import losses, ops
+from sipsa_tf.core import losses, ops
 
 
 # Counts derived from ../shared/spec/shift_candidates.json (length, distinct shifts per list);

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import run_graph
 import numpy_reference as ref
-from sipsa_tf import metrics
+from sipsa_tf.core import metrics
 
 
 def test_ergas_hand_made():

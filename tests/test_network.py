@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import SPEC_DIR
-from sipsa_tf import model, network
+from sipsa_tf.core import model, network
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "network_variables.txt")
 SPEC = os.path.join(SPEC_DIR, "legacy_checkpoint_variables.txt")

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from conftest import run_graph
 import numpy_reference as ref
-from sipsa_tf import model, ops
+from sipsa_tf.core import model, ops
 
 ATOL = 2e-6
 

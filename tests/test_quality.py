@@ -1,4 +1,4 @@
-"""Tests of sipsa_tf.quality: hand-worked values, independent loop implementations, sewar.
+"""Tests of sipsa_tf.evaluation.quality: hand-worked values, independent loop implementations, sewar.
 
 Where sewar 0.4.10 (``sewar.full_ref`` / ``sewar.no_ref``) differs from the toolbox definitions
 implemented here, and how each comparison is set up:
@@ -40,7 +40,7 @@ import sewar.no_ref
 from scipy.ndimage import uniform_filter
 from sewar.utils import imresize as sewar_imresize
 
-from sipsa_tf import quality
+from sipsa_tf.evaluation import quality
 
 
 def _rng(seed=0):

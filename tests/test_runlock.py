@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import QUIET_TF, REPO_ROOT, assert_one_line_error, command_env, run_command
-from sipsa_tf import runlock, synthetic
+from sipsa_tf import runlock
+from sipsa_tf.data import synthetic
 
 HOLDER = ("import sys, time\n"
           "from sipsa_tf import runlock\n"
@@ -71,9 +72,11 @@ def test_trainer_on_a_busy_log_dir_exits_1_with_one_line(tmp_path):
     try:
         result = run_command(
             [sys.executable, "-m", "sipsa_tf.train", "--data_dir", root, "--log_dir",
-             str(log_dir), "--batch_size=1", "--ms_patch=16", "--max_steps=1"], env=QUIET_TF)
+             str(log_dir), "--batch_size=1", "--ms_patch=16", "--max_steps=1"],
+            env={"TF_CPP_MIN_LOG_LEVEL": None, "SIPSA_TF_VERBOSE": None})  # as a user runs it
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert_one_line_error(result, str(log_dir), "pid %d on" % proc.pid)
+    line = assert_one_line_error(result, str(log_dir), "pid %d on" % proc.pid)
+    assert result.stderr == line + "\n"  # exactly one line: no TensorFlow log or deprecation
     assert not [n for n in os.listdir(log_dir) if n.startswith("model.ckpt")]

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from sipsa_tf import model, scene
+from sipsa_tf import scene
+from sipsa_tf.core import model
 from sipsa_tf.constants import BUNDLED_CHECKPOINT
 from sipsa_tf.inference import Pansharpener
 from sipsa_tf.scene import run as scene_run
@@ -502,7 +503,7 @@ def test_make_pansharpen_with_the_bundled_checkpoint(tmp_path, rng):
                         "FLAGS=--progress=off --tile=64"], env={"CHECKPOINT": None, "FLAGS": None})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--checkpoint=%s" % BUNDLED_CHECKPOINT in done.stdout  # make echoes the command
-    assert "wrote %s: 0.01 PAN megapixels in 4 tiles" % out in done.stdout
+    assert "wrote %s: 0.01 PAN megapixels in 4 tiles," % out in done.stdout
     with Pansharpener(bundled) as net:
         ref = net(ms / np.float32(2047), pan / np.float32(2047))["output"]
     got = tifffile.imread(out)

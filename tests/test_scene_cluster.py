@@ -141,7 +141,7 @@ def test_a_worker_killed_past_the_allowed_failures_leaves_nothing(case, tmp_path
 def test_bad_pairs_file_is_one_line(tmp_path):
     bad = tmp_path / "pairs.csv"
     bad.write_text("a.tif,b.tif\n")
-    result = run_command([sys.executable, "-m", "sipsa_tf.pansharpen", "--checkpoint=x",
+    result = run_command([sys.executable, "-m", "sipsa_tf.pansharpen",  # bundled checkpoint
                           "--pairs=%s" % bad, "--workers=2"])
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (

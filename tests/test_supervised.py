@@ -7,7 +7,10 @@ import pytest
 import scipy.io
 
 from conftest import REPO_ROOT, require_shared
-from sipsa_tf import data, quality, supervised, train_lib
+from sipsa_tf import data
+from sipsa_tf.data import supervised
+from sipsa_tf.evaluation import quality
+from sipsa_tf.training import loop
 from sipsa_tf.constants import BUNDLED_CHECKPOINT
 
 SPLIT = os.path.join(REPO_ROOT, "experiments", "grip_split.json")
@@ -124,9 +127,9 @@ def test_synthetic_scene_target_is_the_pan_instant_truth():
 
 
 def test_wald_training_steps_lower_the_l1_loss_on_a_fixed_batch(rng, tmp_path):
-    config = train_lib.TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path),
+    config = loop.TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path),
                                    objective="wald", learning_rate=1e-3, seed=0)
-    graph = train_lib.TrainGraph(config, test_ops=False)
+    graph = loop.TrainGraph(config, test_ops=False)
     image = supervised.WaldImage(_region(rng, 32, 32))
     crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT)[:3] for _ in range(2)]
     feed = graph.feed(*[np.stack(parts) for parts in zip(*crops)])
@@ -141,9 +144,9 @@ def test_wald_training_steps_lower_the_l1_loss_on_a_fixed_batch(rng, tmp_path):
 
 
 def test_wald_graph_with_edge_weight_logs_l1_and_edge_excess(rng, tmp_path):
-    config = train_lib.TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path),
+    config = loop.TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path),
                                    objective="wald", edge_weight=3.0, seed=0)
-    graph = train_lib.TrainGraph(config, test_ops=False)
+    graph = loop.TrainGraph(config, test_ops=False)
     image = supervised.WaldImage(_region(rng, 32, 32))
     crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT)[:3] for _ in range(2)]
     ms, pan, target = [np.stack(parts) for parts in zip(*crops)]
@@ -160,29 +163,29 @@ def test_wald_graph_with_edge_weight_logs_l1_and_edge_excess(rng, tmp_path):
 def test_wald_config_refuses_bad_settings(tmp_path):
     base = dict(data_dir=str(tmp_path), log_dir=str(tmp_path))
     with pytest.raises(ValueError, match="--objective must be one of"):
-        train_lib.TrainConfig(objective="gan", **base).validate()
+        loop.TrainConfig(objective="gan", **base).validate()
     with pytest.raises(ValueError, match="--synthetic_fraction needs --objective=wald"):
-        train_lib.TrainConfig(synthetic_fraction=0.5, **base).validate()
+        loop.TrainConfig(synthetic_fraction=0.5, **base).validate()
     with pytest.raises(ValueError, match="aligned_fraction"):
-        train_lib.TrainConfig(objective="wald", aligned_fraction=2.0, **base).validate()
+        loop.TrainConfig(objective="wald", aligned_fraction=2.0, **base).validate()
     with pytest.raises(ValueError, match="aligned_fraction"):
-        train_lib.TrainConfig(objective="wald", synthetic_aligned_fraction=-0.1,
+        loop.TrainConfig(objective="wald", synthetic_aligned_fraction=-0.1,
                               **base).validate()
     with pytest.raises(ValueError, match="--edge_weight needs --objective=wald"):
-        train_lib.TrainConfig(edge_weight=1.0, **base).validate()
+        loop.TrainConfig(edge_weight=1.0, **base).validate()
     with pytest.raises(ValueError, match="--edge_weight must be >= 0"):
-        train_lib.TrainConfig(objective="wald", edge_weight=-1.0, **base).validate()
+        loop.TrainConfig(objective="wald", edge_weight=-1.0, **base).validate()
 
 
 def test_synthetic_scenes_have_their_own_aligned_share(tmp_path):
     # --synthetic_aligned_fraction=0: every synthetic scene is offset, while the real crops follow
     # --aligned_fraction=1 (never displaced); unset, the scenes follow --aligned_fraction.
     base = dict(data_dir=str(tmp_path), log_dir=str(tmp_path), objective="wald")
-    config = train_lib.TrainConfig(aligned_fraction=1.0, synthetic_aligned_fraction=0.0, **base)
+    config = loop.TrainConfig(aligned_fraction=1.0, synthetic_aligned_fraction=0.0, **base)
     assert config.displacement().aligned_fraction == 1.0
     scenes = supervised.synthetic_sources(3, 16, 0, config.displacement(synthetic=True))
     assert all(max(abs(v) for v in s.offset) > 0 for s in scenes)
-    same = train_lib.TrainConfig(aligned_fraction=1.0, **base).displacement(synthetic=True)
+    same = loop.TrainConfig(aligned_fraction=1.0, **base).displacement(synthetic=True)
     scenes = supervised.synthetic_sources(3, 16, 0, same)
     assert all(s.offset == (0.0, 0.0) for s in scenes)
 
@@ -192,7 +195,8 @@ def test_default_checkpoint_is_the_wald_one_and_beats_gsa_on_a_held_out_image():
     # pan-sharpen: on the held-out WorldView-3 example b (a sensor it never saw), reduced
     # resolution, its Q2n and ERGAS beat GSA's (measured 0.934 / 6.97 against 0.823 / 9.54).
     import subprocess
-    from sipsa_tf import baselines, inference
+    from sipsa_tf import inference
+    from sipsa_tf.evaluation import baselines
     dry = subprocess.run(["make", "-n", "test-images", "NO_INSTALL=1"], cwd=REPO_ROOT,
                          capture_output=True, text=True, check=True, timeout=60).stdout
     assert "--checkpoint=%s" % BUNDLED_CHECKPOINT in dry

@@ -18,7 +18,9 @@ import tensorflow as tf
 
 from conftest import (FIXTURE_DIR, QUIET_TF, REPO_ROOT, SPEC_DIR, SUBPROCESS_TIMEOUT, Watched,
                       assert_one_line_error, command_env, require_shared, run_command)
-from sipsa_tf import adapt, checkpoints, synthetic, test_images, train_lib
+from sipsa_tf import checkpoints
+from sipsa_tf.data import synthetic
+from sipsa_tf.training import adapt, image_eval, loop
 
 FIXTURE_PREFIX = os.path.join(FIXTURE_DIR, "model-100000")
 F32_EPS = float(np.finfo(np.float32).eps)
@@ -74,8 +76,8 @@ def test_one_step_from_the_original_checkpoint_matches_numpy_adamw(tmp_path):
     batch = np.load(os.path.join(FIXTURE_DIR, "train_batch.npz"))
     reader = tf.train.load_checkpoint(FIXTURE_PREFIX)
     assert int(reader.get_tensor("global_step")) == 3
-    config = train_lib.TrainConfig(data_dir="-", log_dir="-")  # the original's schedule
-    graph = train_lib.TrainGraph(config, test_ops=False)
+    config = loop.TrainConfig(data_dir="-", log_dir="-")  # the original's schedule
+    graph = loop.TrainGraph(config, test_ops=False)
     with graph.session() as session:
         graph.initialize(session)
         graph.restore_from(session, FIXTURE_PREFIX, include_optimizer=True)
@@ -135,11 +137,11 @@ def _config(data_dir, log_dir, **overrides):
                     crops_per_image=2, readers=1, shuffle_buffer=4, epochs=2, iters_per_epoch=2,
                     summary_every=1, keep_checkpoints=0, threads=1, progress="off")
     settings.update(overrides)
-    return train_lib.TrainConfig(**settings)
+    return loop.TrainConfig(**settings)
 
 
 def _train(config):
-    return train_lib.train(config, stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
+    return loop.train(config, stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +166,9 @@ def test_run_writes_checkpoint_state_flags_logs_and_test_images(run_to_2):
     assert "op_net/G/w_conv01/Adam_1" in values
     state = tf.train.get_checkpoint_state(run_to_2)
     assert os.path.basename(state.model_checkpoint_path) == "model.ckpt-2"
-    with open(os.path.join(run_to_2, train_lib.FLAGS_FILE)) as f:
+    with open(os.path.join(run_to_2, loop.FLAGS_FILE)) as f:
         assert "--ms_patch=8\n" in f.read()
-    with open(os.path.join(run_to_2, train_lib.LOG_FILE)) as f:
+    with open(os.path.join(run_to_2, loop.LOG_FILE)) as f:
         log = f.read()
     assert "epcIndex 1 |iter 2 |train " in log
     assert "[Align X] AVG ERGAS:" in log and "[4ch SCC] AVG ERGAS:" in log
@@ -210,7 +212,7 @@ def test_restart_after_a_kill_mid_save_resumes_step_and_optimizer_state(scenes, 
     state = tf.train.get_checkpoint_state(log_dir)
     assert state.model_checkpoint_path.endswith("ckpt-4")
     assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == ["model.ckpt-4"]
-    with open(os.path.join(log_dir, train_lib.LOG_FILE)) as f:
+    with open(os.path.join(log_dir, loop.LOG_FILE)) as f:
         log = f.read()
     assert "resumed from %s (global step 2)" % os.path.join(log_dir, "model.ckpt-2") in log
     assert "epcIndex 2 |iter 4 |train " in log
@@ -253,7 +255,7 @@ def test_warm_start_from_the_original_checkpoint(scenes, tmp_path):
     np.testing.assert_allclose(after["beta1_power"], 0.9 ** 2, rtol=1e-6)
     w = "op_net/G/w_conv01"
     assert np.abs(after[w] - fixture[w]).max() < 3e-4
-    with open(os.path.join(log_dir, train_lib.LOG_FILE)) as f:
+    with open(os.path.join(log_dir, loop.LOG_FILE)) as f:
         assert "initialised from %s (network only)" % FIXTURE_PREFIX in f.read()
 
 
@@ -281,7 +283,7 @@ def test_make_test_images_writes_pngs_and_the_metrics_table(scenes, run_to_2, tm
     with open(os.path.join(out_dir, "metrics.md")) as f:
         assert f.read().count("\n") == 4
     # The same weights through the library give the same table.
-    result = test_images.evaluate_checkpoint(run_to_2, test_dir, str(tmp_path / "lib"),
+    result = image_eval.evaluate_checkpoint(run_to_2, test_dir, str(tmp_path / "lib"),
                                              stamp="st", log=lambda line: None)
     assert ["%.6f" % v for v in result.mean_x] == rows[2][4:8]
 
@@ -304,7 +306,7 @@ def test_make_train_then_ctrl_c_saves_a_checkpoint(scenes, tmp_path):
     assert run.finish(timeout=120) != 0, run.stderr[-2000:]
     assert "interrupted" in run.stderr and "Traceback" not in run.stderr
     run_dir = os.path.join(log_dir, "cpu_small")
-    with open(os.path.join(run_dir, train_lib.LOG_FILE)) as f:
+    with open(os.path.join(run_dir, loop.LOG_FILE)) as f:
         log = f.read()
     assert "data: %s" % scenes in log
     lines = [line for line in log.splitlines() if "interrupted at global step" in line]
@@ -316,13 +318,13 @@ def test_make_train_then_ctrl_c_saves_a_checkpoint(scenes, tmp_path):
     assert int(_values(prefix)["global_step"]) == step
     assert tf.train.get_checkpoint_state(run_dir).model_checkpoint_path == prefix
     assert not [n for n in os.listdir(run_dir) if n.startswith(".tmp")]
-    with open(os.path.join(run_dir, train_lib.FLAGS_FILE)) as f:
+    with open(os.path.join(run_dir, loop.FLAGS_FILE)) as f:
         written = f.read()  # the flag file's settings, then FLAGS
     assert "--ms_patch=8\n" in written and "--weight_decay=1e-07\n" in written
 
 
 def test_test_images_bad_input_is_one_line(run_to_2, tmp_path):
-    cmd = [sys.executable, "-m", "sipsa_tf.test_images_main", "--out_dir", str(tmp_path / "o")]
+    cmd = [sys.executable, "-m", "sipsa_tf.images", "--out_dir", str(tmp_path / "o")]
     assert_one_line_error(run_command(cmd + ["--checkpoint", run_to_2, "--test_dir",
                                              str(tmp_path / "no")], env=QUIET_TF),
                           str(tmp_path / "no"))
@@ -359,10 +361,10 @@ def test_short_cpu_training_on_synthetic_scenes_lowers_the_loss(tmp_path):
         os.path.join(root, synthetic.TEST_FOLDER))]
     rng = np.random.default_rng(0)
     crops = [data.random_crops(ms, pan, 4, 16, rng) for ms, pan in held_out]
-    config = train_lib.TrainConfig(data_dir=root, log_dir="-", batch_size=2, ms_patch=16,
+    config = loop.TrainConfig(data_dir=root, log_dir="-", batch_size=2, ms_patch=16,
                                    crops_per_image=10, readers=2, shuffle_buffer=40,
                                    learning_rate=STEPS_LR, seed=0)
-    graph = train_lib.TrainGraph(config, lambda: data.training_dataset(
+    graph = loop.TrainGraph(config, lambda: data.training_dataset(
         pairs, 16, 10, 2, 2, 40, data.IMG_DIV, 0, True), test_ops=False)
     loss = graph.loss_terms["loss"]
 

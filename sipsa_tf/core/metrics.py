@@ -3,7 +3,8 @@
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
 Satellite Imagery", CVPR 2021; docs/design.md, "Metrics and test images". These are the original
 code's own definitions, kept exactly so that reported numbers compare with the paper's training
-logs; the standard indices of the pansharpening literature are in :mod:`sipsa_tf.quality`. All
+logs; the standard indices of the pansharpening literature are in
+:mod:`sipsa_tf.evaluation.quality`. All
 inputs are (B, H, W, C) float32 tensors with values in [0, 1].
 """
 import tensorflow as tf

@@ -23,7 +23,7 @@ uint16 TIFFs in the original code's folder layout::
 Everything is deterministic from the seed: scene i of a set depends only on (seed, set, i), so a
 smaller set (e.g. only the test scenes) holds the same scenes as a larger one.
 
-Command line: ``python -m sipsa_tf.synthetic --out_dir data/synthetic [--seed 0]``.
+Command line: ``python -m sipsa_tf.data.synthetic --out_dir data/synthetic [--seed 0]``.
 """
 import json
 import os

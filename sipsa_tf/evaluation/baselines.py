@@ -184,7 +184,8 @@ def gsa(ms, pan, ratio=4, upsample="bicubic", sensor=None):
     """Adaptive Gram-Schmidt (Aiazzi, Baronti, Selva, IEEE TGRS 2007; toolbox GSA.m).
 
     The PAN is degraded to the MS scale (MTF-matched PAN filter of ``sensor`` and decimation, as
-    :func:`sipsa_tf.quality.degrade`); weights w and a bias b are fitted by least squares,
+    :func:`sipsa_tf.evaluation.quality.degrade`); weights w and a bias b are fitted by least
+    squares,
     P_lr ~ sum_k w_k MS_k + b, on the original MS; the intensity is I = sum_k w_k MS~_k + b on
     the upsampled MS; then the Gram-Schmidt injection of :func:`gram_schmidt`.
     """

@@ -9,7 +9,7 @@ Brovey transform,
 
 with equal weights w_j = 1 / C unless given. The reduced- and full-resolution protocols in which it
 is evaluated are those of Vivone et al. (IEEE TGRS 2015; IEEE GRSM 2021), see
-:mod:`sipsa_tf.quality`.
+:mod:`sipsa_tf.evaluation.quality`.
 
 How it runs: the MS and PAN arrays are written as float32 GeoTIFFs (with :mod:`tifffile`) into a
 temporary folder, with a pixel size of ``ratio`` units for the MS and 1 unit for the PAN and the
@@ -20,7 +20,7 @@ the result is read back. Only the ``gdal_translate`` program is needed (Debian/U
 :class:`GdalUnavailable` with the reason, which the evaluation reports as a skipped method:
 nothing is ever substituted for GDAL's result.
 
-Interface, as :func:`sipsa_tf.baselines.fuse`: ``fuse_gdal(ms, pan, ratio=4) -> (H, W, C)
+Interface, as :func:`sipsa_tf.evaluation.baselines.fuse`: ``fuse_gdal(ms, pan, ratio=4) -> (H, W, C)
 float32``; ``METHODS`` maps ``'gdal'`` to it.
 """
 import os

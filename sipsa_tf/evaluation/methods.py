@@ -1,6 +1,6 @@
 """The method registry of the evaluation: classical baselines, GDAL and SIPSA-Net.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 from sipsa_tf.constants import SCALE
@@ -21,8 +21,9 @@ class Methods:
         checkpoint: SIPSA-Net checkpoint for 'sipsa' and the start of 'sipsa_adapted'; None for
             a random initialisation (only meaningful with adaptation).
         adapt_steps: steps of scene adaptation for 'sipsa_adapted' (must be > 0 to run it).
-        adapt_options: keyword arguments of :meth:`sipsa_tf.adapt.Adapter.adapt` (crop, batch,
-            seed) and of :class:`~sipsa_tf.adapt.Adapter` (lr, wd).
+        adapt_options: keyword arguments of :meth:`sipsa_tf.training.adapt.Adapter.adapt`
+            (crop, batch,
+            seed) and of :class:`~sipsa_tf.training.adapt.Adapter` (lr, wd).
         precision: the precision of 'sipsa' (:mod:`sipsa_tf.core.precision`); scene adaptation
             ('sipsa_adapted') runs in float32.
 
@@ -60,7 +61,7 @@ class Methods:
             from sipsa_tf import inference
             self._sipsa = inference.Pansharpener(checkpoint, seed=seed, precision=precision)
         if "sipsa_adapted" in self.names:
-            from sipsa_tf import adapt
+            from sipsa_tf.training import adapt
             source = self._sipsa if self._sipsa is not None else checkpoint
             self._adapter = adapt.Adapter(source, seed=seed, **self._adapter_options)
 

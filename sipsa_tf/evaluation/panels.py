@@ -1,9 +1,10 @@
 """PNG panels of an evaluation: crops of the inputs, each method and the error maps.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 import io
+import re
 
 import numpy as np
 
@@ -14,6 +15,14 @@ from sipsa_tf.utils import display
 
 ERROR_FRACTION = 0.25  # error maps: white at 1/4 of the displayed (2-98 percentile) range
 PANEL_COLOURS = 256     # panels are saved as palette PNGs of this many colours (small files)
+
+
+def panel_name(image, protocol):
+    """The panel's file name: ``panel_<image>_<protocol>.png`` with the image name reduced to
+    letters, digits, ``.``, ``-`` and ``_`` (a held-out region ``imgWV2[240:320]`` gives
+    ``panel_imgWV2_240-320_full.png``): no brackets or colons for a shell to trip on."""
+    safe = re.sub(r"[^\w.-]+", "_", image.replace(":", "-")).strip("_")
+    return "panel_%s_%s.png" % (safe, protocol)
 
 
 def _font():

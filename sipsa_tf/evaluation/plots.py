@@ -1,6 +1,6 @@
 """What the misalignment benchmark shares: a ghosting measure and PIL line charts.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 import math

@@ -1,6 +1,6 @@
 """The two protocols (reduced resolution / Wald, full resolution) and the evaluation loop.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 import collections

@@ -1,6 +1,6 @@
 """The evaluation's tables: ``results.csv`` and the Markdown report.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 import collections
@@ -79,6 +79,14 @@ def markdown_table(rows, keys, columns, label_of=None):
     return "\n".join(lines) + "\n"
 
 
+# Said under every full-resolution table: the no-reference indices can rank methods that add no
+# detail first.
+QNR_CAVEAT = ("QNR and HQNR reward fused images that keep the MS's spectra and the PAN's large-"
+              "scale structure; a method that adds no PAN detail (nearest, bicubic) changes "
+              "neither, so it scores well: read these columns with the reduced-resolution "
+              "table and the panels, not alone.")
+
+
 def markdown_report(rows, scenes, methods, protocols, notes=(), title="Evaluation"):
     """The Markdown report: mean tables per protocol, per-image tables, notes."""
     parts = ["# %s\n" % title]
@@ -93,6 +101,8 @@ def markdown_report(rows, scenes, methods, protocols, notes=(), title="Evaluatio
         cols = INDICES[protocol] + ("seconds",)
         parts.append("## %s, mean over %d image(s)\n" % (descriptions[protocol], len(scenes)))
         parts.append(markdown_table(sub, ("method",), cols))
+        if protocol == "full":
+            parts.append(QNR_CAVEAT + "\n")
     for protocol in protocols:
         sub = [r for r in rows if r["protocol"] == protocol]
         if len(scenes) > 1 and sub:

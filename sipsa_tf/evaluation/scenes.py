@@ -1,6 +1,6 @@
 """The images of an evaluation: GRIP-UNINA ``.mat`` files, test folders, synthetic scenes.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 import dataclasses
@@ -36,7 +36,7 @@ class Scene:
         ms: (h, w, 3) float32 R, G, B in [0, 1] (DN / (2^bits - 1)); h, w multiples of 4.
         pan: (4h, 4w) float32, same scale.
         sensor: sensor name (a key of ``quality.MTF_GAINS``) or None (generic gains).
-        gains: dict {"ms": 3 gains, "pan": gain} for :mod:`sipsa_tf.quality`.
+        gains: dict {"ms": 3 gains, "pan": gain} for :mod:`sipsa_tf.evaluation.quality`.
         note: what was done to the image (crop), or "".
     """
     name: str
@@ -111,7 +111,7 @@ def load_mat(path, max_pan=DEFAULT_MAX_PAN, sensor="auto"):
 
 
 def synthetic_scenes(n=4, ms_size=64, seed=0):
-    """The synthetic test scenes (``sipsa_tf.synthetic``, set 'test'), generic MTF gains."""
+    """The synthetic test scenes (``sipsa_tf.data.synthetic``, set 'test'), generic MTF gains."""
     return [_make_scene("synthetic_%d" % i, *synthetic.make_scene(seed, "test", i, ms_size)[:2],
                         synthetic.DN_MAX, None, (1, 2, 3), SCALE * ms_size) for i in range(n)]
 

@@ -1,6 +1,6 @@
 """The evaluation suite's entry point: :class:`EvalConfig` and :func:`run`.
 
-Part of the evaluation suite (:mod:`sipsa_tf.evaluate_lib`; docs/design.md, "Metrics and test
+Part of the evaluation suite (:mod:`sipsa_tf.evaluation`; docs/design.md, "Metrics and test
 images").
 """
 import dataclasses
@@ -8,8 +8,9 @@ import os
 import sys
 
 from sipsa_tf.core import precision as precisions
+from sipsa_tf.data import supervised
 from sipsa_tf.evaluation.methods import DEFAULT_METHODS, Methods
-from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, save_png
+from sipsa_tf.evaluation.panels import PANEL_COLOURS, panel, panel_name, save_png
 from sipsa_tf.evaluation.protocols import PROTOCOLS, evaluate
 from sipsa_tf.evaluation.reports import atomic_write, markdown_report, write_csv
 from sipsa_tf.evaluation.scenes import (DEFAULT_MAX_PAN, EvaluationError, Scene, load_scenes,
@@ -80,7 +81,6 @@ def run(config, stdout=None):
     if config.precision != precisions.FLOAT32:
         notes.append("SIPSA-Net precision: %s (docs/design.md, \"Precision\")" % config.precision)
     if config.split:
-        from sipsa_tf import supervised
         regions = supervised.load_regions(supervised.load_split(config.split), "held_out",
                                           config.data_dir)
         scenes = [Scene(r.name, r.ms, r.pan, r.sensor, r.gains) for r in regions]  # whole
@@ -93,7 +93,7 @@ def run(config, stdout=None):
         notes.append("data: %s" % config.data_dir)
     else:
         scenes = synthetic_scenes(config.n_synthetic, config.synthetic_size, config.seed)
-        notes.append("data: %d synthetic test scenes (sipsa_tf.synthetic, seed %d)%s"
+        notes.append("data: %d synthetic test scenes (sipsa_tf.data.synthetic, seed %d)%s"
                      % (len(scenes), config.seed, " (%s not found)" % config.data_dir
                         if config.data_dir else ""))
     methods = Methods(list(config.methods), config.checkpoint, config.adapt_steps,
@@ -105,7 +105,7 @@ def run(config, stdout=None):
 
     def keep(scene, protocol, inputs, fused_by):
         if config.panels and (not config.panel_images or scene.name in config.panel_images):
-            path = os.path.join(config.out_dir, "panel_%s_%s.png" % (scene.name, protocol))
+            path = os.path.join(config.out_dir, panel_name(scene.name, protocol))
             paths[os.path.basename(path)] = save_png(
                 panel(inputs, fused_by, config.panel_crop), path, PANEL_COLOURS)
 

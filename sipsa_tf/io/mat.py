@@ -2,7 +2,8 @@
 
 Keys: ``I_PAN`` (H, W), ``I_MS_LR`` or ``I_MS`` (H/4, W/4, bands), optional ``RGB_indexes``
 (1-based R, G, B band numbers) and ``L`` (bits per sample). Used by the converter
-(:func:`sipsa_tf.data.convert_mat`), the evaluation (:func:`sipsa_tf.evaluate_lib.load_mat`) and
+(:func:`sipsa_tf.data.convert_mat`), the evaluation
+(:func:`sipsa_tf.evaluation.scenes.load_mat`) and
 the Wald training regions, so a file one of them accepts the others accept too (docs/design.md,
 "Inputs").
 """

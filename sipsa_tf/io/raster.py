@@ -18,6 +18,12 @@ from sipsa_tf.errors import UserError
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "float32")
 
+# A MATLAB .mat file (the GRIP-UNINA examples) starts with this text; such a file is converted to
+# TIFFs first, and the error says how.
+MAT_MAGIC = b"MATLAB"
+MAT_HINT = ("%s: a MATLAB .mat file, not a TIFF; convert it first: python -m sipsa_tf.convert_mat "
+            "--out_dir=<folder> --layout=flat <file>.mat (writes <name>_ms.tif and <name>_pan.tif)")
+
 
 class RasterError(UserError):
     """An input raster that cannot be used; the message names the file and the problem."""
@@ -79,6 +85,10 @@ class Raster:
             raise RasterError("%s: no such file" % path)
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise RasterError("%s: empty file (0 bytes)" % path)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                if f.read(len(MAT_MAGIC)) == MAT_MAGIC:
+                    raise RasterError(MAT_HINT % path)
         with quiet_gdal() as rasterio:
             try:
                 self._src = rasterio.open(path)

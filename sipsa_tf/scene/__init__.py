@@ -27,7 +27,7 @@ from sipsa_tf.constants import MS_BANDS, SCALE  # noqa: F401
 from sipsa_tf.scene.options import (  # noqa: F401
     DEFAULT_HALO_MS, DEFAULT_TAIL_TILE, DEFAULT_TILE, MIN_MS_SIZE, RECEPTIVE_FIELD_MS,
     SCAN_ROWS, Inputs, SceneError, SceneOptions, _auto_bits, _check_outputs, _scan_max,
-    check_inputs, parse_bands)
+    check_inputs, default_bands, parse_bands)
 from sipsa_tf.scene.plan import (  # noqa: F401
     TAIL_MARGIN, _grow, _pieces, axis_plan, plan_tiles, split, tail_box)
 from sipsa_tf.scene.tile_model import (  # noqa: F401

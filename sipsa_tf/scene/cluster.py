@@ -292,8 +292,9 @@ def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, st
 def print_job_summary(summary, stream=None):
     """Prints what :func:`pansharpen_job` wrote."""
     import sys
+    from sipsa_tf.scene.run import count_tiles
     (stream or sys.stdout).write(
-        "wrote %s: %d scenes, %.2f PAN megapixels in %d tiles, %.1f s (%.3f MPix/s)\n"
+        "wrote %s: %d scenes, %.2f PAN megapixels in %s, %.1f s (%.3f MPix/s)\n"
         % (", ".join(summary["outputs"]), summary["scenes"], summary["megapixels"],
-           summary["tiles"], summary["seconds"],
+           count_tiles(summary["tiles"]), summary["seconds"],
            summary["megapixels"] / max(summary["seconds"], 1e-9)))

@@ -5,13 +5,14 @@ Part of the scene tool, :mod:`sipsa_tf.scene` (docs/design.md, "Package layout")
 import collections
 import dataclasses
 import os
+import sys
 
 import numpy as np
 
 from sipsa_tf.constants import MS_BANDS, SCALE
 from sipsa_tf.core import precision as precisions
 from sipsa_tf.errors import UserError
-from sipsa_tf.io import geotiff, pairs
+from sipsa_tf.io import geotiff, mat as mat_io, pairs
 from sipsa_tf.scene import grid as grids
 
 
@@ -43,7 +44,8 @@ class SceneOptions:
     """Options of :func:`pansharpen_scene` (the command line flags of ``sipsa-pansharpen``).
 
     Attributes:
-        bands: three 1-based MS band numbers fed to the network as its 3 MS bands, in order.
+        bands: three 1-based MS band numbers fed to the network as its 3 MS bands, in order
+            (R, G, B). None: from the MS band count (:func:`default_bands`).
         bits: bits per sample of the data; values are DN / (2^bits - 1). 0: from the data type
             (uint8: 8; uint16/int16: 11 if no valid value exceeds 2047, 12 if none exceeds 4095,
             else 16 (15 for int16); float32 input needs an explicit value).
@@ -71,7 +73,7 @@ class SceneOptions:
         cog_blocksize: the COG's tile size in pixels.
         cog_compress: the COG's compression, one of :data:`sipsa_tf.io.geotiff.COG_COMPRESSIONS`.
     """
-    bands: tuple = (1, 2, 3)
+    bands: tuple = None
     bits: int = 0
     nodata: float = None
     tile: int = DEFAULT_TILE
@@ -98,7 +100,7 @@ class SceneOptions:
     def validate(self):
         """Raises SceneError for option values that cannot work."""
         precisions.check_name(self.precision)
-        if len(self.bands) != MS_BANDS:
+        if self.bands is not None and len(self.bands) != MS_BANDS:
             raise SceneError("--bands must name exactly 3 MS bands (1-based), got %s"
                              % ",".join(str(b) for b in self.bands))
         if self.bits and not 1 <= self.bits <= 16:
@@ -158,6 +160,36 @@ def _scan_max(raster, bands, nodata, factor=1):
 
 
 
+def default_bands(path, n_bands):
+    """The MS bands (1-based R, G, B) used when ``--bands`` is not given.
+
+    3 bands: 1,2,3. 4 and 8 bands: the usual order of those sensors (4: B, G, R, NIR as
+    QuickBird, IKONOS, GeoEye-1, WorldView-4 -> 3,2,1; 8: WorldView-2/3 -> 5,3,2; the rule of
+    :data:`sipsa_tf.io.mat.DEFAULT_RGB_BANDS`, also used for the ``.mat`` files), with a one-line
+    warning (:func:`warn_default_bands`) naming them and ``--bands``: running is more useful than a
+    refusal for the common sensors, and the line says what was assumed. Any other count is
+    refused, since no usual order exists.
+
+    Raises:
+        SceneError: neither 3, 4 nor 8 bands.
+    """
+    if n_bands == MS_BANDS:
+        return (1, 2, 3)
+    if n_bands not in mat_io.DEFAULT_RGB_BANDS:
+        raise SceneError("%s has %d bands: say which are R,G,B with --bands (1-based, e.g. "
+                         "--bands=5,3,2 for 8-band WorldView-2/3)" % (path, n_bands))
+    return mat_io.DEFAULT_RGB_BANDS[n_bands]
+
+
+def warn_default_bands(path, n_bands, bands, stream=None):
+    """The one-line warning of :func:`default_bands` for more than 3 bands (once the inputs
+    passed every check, so that a refused pair gets its error line only)."""
+    if n_bands != MS_BANDS:
+        print("warning: %s has %d bands and no --bands was given: using bands %s as R,G,B (the "
+              "usual order of %d-band sensors); pass --bands to choose others"
+              % (path, n_bands, ",".join(map(str, bands)), n_bands), file=stream or sys.stderr)
+
+
 # What check_inputs found: 0-based MS band indices, bits, nodata (or None), the output grid
 # (sipsa_tf.scene.grid.Grid) and the inputs' data type.
 Inputs = collections.namedtuple("Inputs", "bands bits nodata grid dtype")
@@ -182,14 +214,15 @@ def check_inputs(pan, ms, options):
         raise SceneError("%s: the PAN must have one band, found %d" % (pan.path, pan.bands))
     if ms.bands < MS_BANDS:
         raise SceneError("%s: the MS must have at least 3 bands, found %d" % (ms.path, ms.bands))
-    for band in options.bands:
+    chosen = options.bands if options.bands is not None else default_bands(ms.path, ms.bands)
+    for band in chosen:
         if not 1 <= band <= ms.bands:
             raise SceneError("%s: --bands %d is out of range; the file has %d bands (1 to %d)"
                              % (ms.path, band, ms.bands, ms.bands))
     if pan.dtype != ms.dtype:
         raise SceneError("%s and %s have different data types (%s and %s)"
                          % (pan.path, ms.path, pan.dtype, ms.dtype))
-    bands = [b - 1 for b in options.bands]
+    bands = [b - 1 for b in chosen]
     nodata = options.nodata if options.nodata is not None else pan.nodata
     if nodata is not None and pan.dtype.kind in "ui":
         info = np.iinfo(pan.dtype)
@@ -220,6 +253,8 @@ def check_inputs(pan, ms, options):
     elif pan.dtype != np.float32 and bits > 8 * pan.dtype.itemsize:
         raise SceneError("%s: --bits %d does not fit its data type %s"
                          % (pan.path, bits, pan.dtype))
+    if options.bands is None:
+        warn_default_bands(ms.path, ms.bands, chosen)
     return Inputs(bands, bits, nodata, grid, pan.dtype)
 
 

@@ -162,7 +162,7 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
         if own_model:
             tile_model.close()
     height, width = inputs.grid.pan_size
-    return {"tiles": len(tiles), "seconds": time.time() - start,
+    return {"tiles": len(tiles), "pieces": sum(pieces), "seconds": time.time() - start,
             "megapixels": height * width / 1e6, "bits": inputs.bits, "nodata": inputs.nodata,
             "outputs": writer.outputs, "grid": inputs.grid.note}
 
@@ -303,11 +303,21 @@ def sharpen_tile(tile_model, sources, core, window, inputs, options, encode, pre
     return encoded, part
 
 
+def count_tiles(tiles, pieces=None):
+    """'1 tile', '4 tiles', or '1 tile (4 pieces)' when the network ran on more pieces than
+    tiles (``--tail_tile``): the pieces are what the progress bar counts."""
+    text = "%d tile%s" % (tiles, "" if tiles == 1 else "s")
+    if pieces and pieces != tiles:
+        text += " (%d pieces)" % pieces
+    return text
+
+
 def print_summary(summary, stream=None):
     """Prints what :func:`pansharpen_scene` wrote."""
     stream = stream or sys.stdout
-    stream.write("wrote %s: %.2f PAN megapixels in %d tiles, %.1f s (%.3f MPix/s), bits=%d%s\n"
-                 % (", ".join(summary["outputs"]), summary["megapixels"], summary["tiles"],
+    stream.write("wrote %s: %.2f PAN megapixels in %s, %.1f s (%.3f MPix/s), bits=%d%s\n"
+                 % (", ".join(summary["outputs"]), summary["megapixels"],
+                    count_tiles(summary["tiles"], summary.get("pieces")),
                     summary["seconds"], summary["megapixels"] / max(summary["seconds"], 1e-9),
                     summary["bits"], "" if summary["nodata"] is None
                     else ", nodata=%g" % summary["nodata"]))

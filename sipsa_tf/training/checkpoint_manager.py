@@ -2,7 +2,7 @@
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
 Satellite Imagery", CVPR 2021; docs/design.md ("Checkpoints") describes the original's semantics as
-this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`.
+this port implements them. Re-exported by :mod:`sipsa_tf.training.loop`.
 """
 import glob
 import os

@@ -2,12 +2,12 @@
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
 Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule") describes the original's
-semantics as this port implements them. Re-exported by :mod:`sipsa_tf.train_lib`.
+semantics as this port implements them. Re-exported by :mod:`sipsa_tf.training.loop`.
 """
 import dataclasses
 
-from sipsa_tf import supervised
-from sipsa_tf.core import losses, model, precision as precisions
+from sipsa_tf.data import supervised
+from sipsa_tf.core import precision as precisions
 from sipsa_tf.constants import IMG_DIV
 from sipsa_tf.errors import UserError
 
@@ -95,6 +95,7 @@ class TrainConfig:
     def loss_names(self):
         """The loss terms this run logs, ``loss`` first."""
         if self.objective == "wald":
+            from sipsa_tf.core import losses  # TensorFlow: not at import (command lines' flags)
             return losses.supervised_terms(self.edge_weight, self.align_weight,
                                            self.align_loss)
         return OBJECTIVES[self.objective]
@@ -125,6 +126,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise UserError("--%s must be positive, got %s" % (name, getattr(self, name)))
+        from sipsa_tf.core import losses, model  # TensorFlow: not at import (the flags)
         if self.ms_patch < model.MIN_MS_SIZE:
             raise UserError("--ms_patch must be at least %d, got %d"
                              % (model.MIN_MS_SIZE, self.ms_patch))

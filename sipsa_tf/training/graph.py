@@ -2,7 +2,7 @@
 
 Reference: Lee, Seo, Kim, "Shift-Invariant Pan Sharpening with Moving Object Alignment for
 Satellite Imagery", CVPR 2021; docs/design.md ("Loss and its quirks", "Optimiser and schedule").
-Re-exported by :mod:`sipsa_tf.train_lib`.
+Re-exported by :mod:`sipsa_tf.training.loop`.
 """
 import numpy as np
 import tensorflow as tf
@@ -10,7 +10,7 @@ import tensorflow as tf
 from sipsa_tf import checkpoints
 from sipsa_tf.core import losses, model, network, precision
 from sipsa_tf.session import make_session_config
-from sipsa_tf.training import distribute, test_step as test_images
+from sipsa_tf.training import distribute, image_eval
 from sipsa_tf.training.optimizer import AdamWOptimizer, schedule
 
 
@@ -44,7 +44,7 @@ class TrainGraph:
         loss_scale: the float16 run's :class:`precision.DynamicLossScale`, else None.
         step_after: global_step after ``train_op`` (fetch it together with train_op).
         learning_rate, weight_decay: scheduled scalars.
-        test: :class:`test_images.TestOps` sharing the network variables.
+        test: :class:`image_eval.TestOps` sharing the network variables.
         network_variables, optimizer_variables: lists of variables.
         saver: saves every global variable under its name.
         replicas: :class:`distribute.Replicas`, or None for the one-device graph.
@@ -69,7 +69,7 @@ class TrainGraph:
             self.optimizer_variables = (
                 [optimizer.get_slot(v, name) for v in self.network_variables
                  for name in ("m", "v")] + list(optimizer._get_beta_accumulators()))
-            self.test = test_images.build_test_ops() if test_ops else None
+            self.test = image_eval.build_test_ops() if test_ops else None
             everything = tf.compat.v1.global_variables()
             self.saver = tf.compat.v1.train.Saver(
                 var_list={v.op.name: self._stored(v) for v in everything}, max_to_keep=None,

@@ -13,7 +13,7 @@ Satellite Imagery", CVPR 2021; docs/design.md ("Optimiser and schedule", "Traini
   ``beta2_power``, int32 ``global_step``), so its checkpoints resume here.
 * Schedule: lr = 1e-4 r, wd = 1e-7 r, r = 1 while ``global_step <= boundary``, then 0.1
   (``piecewise_constant``; boundary 49,999 = total iterations / 2 - 1 in the original).
-* Loss: the lean formulation of the original loss (:mod:`sipsa_tf.losses`, same value and
+* Loss: the lean formulation of the original loss (:mod:`sipsa_tf.core.losses`, same value and
   gradient), optionally per-sample or literal.
 * Checkpoints ``model.ckpt-<step>`` written atomically (temporary prefix, rename, then the
   ``checkpoint`` state file), ``flags.txt`` beside; a restart with the same directory resumes from
@@ -38,11 +38,12 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf import checkpoints, data, runlock, supervised
+from sipsa_tf import checkpoints, data, runlock
+from sipsa_tf.data import supervised
 from sipsa_tf.constants import SCALE
 from sipsa_tf.evaluation import quality
-from sipsa_tf.training import distribute, test_step as test_images
-# Re-exported so that ``sipsa_tf.train_lib.<name>`` keeps working; each has its home in
+from sipsa_tf.training import distribute, image_eval
+# Re-exported so that ``sipsa_tf.training.loop.<name>`` keeps working; each has its home in
 # sipsa_tf.training or sipsa_tf.utils.
 from sipsa_tf.training.checkpoint_manager import (  # noqa: F401
     CHECKPOINT_BASENAME, STATE_FILE, TEMP_MARK, CheckpointManager)
@@ -74,7 +75,7 @@ def prepare_data(config):
 
     Returns:
         (pairs, description, scenes, test_dir): scenes is [] when there is no test set;
-        ``pairs`` are TIFF pairs, or in-memory sources (:mod:`sipsa_tf.supervised`) with
+        ``pairs`` are TIFF pairs, or in-memory sources (:mod:`sipsa_tf.data.supervised`) with
         ``--split`` or ``--objective=wald``.
 
     Raises:
@@ -91,7 +92,7 @@ def prepare_data(config):
     test_dir = config.test_dir or os.path.join(config.data_dir, config.test_folder)
     scenes = []
     if config.test_dir or os.path.isdir(test_dir):
-        scenes = test_images.check_and_load(test_dir, config.img_div, config.pair_by_order)
+        scenes = image_eval.check_and_load(test_dir, config.img_div, config.pair_by_order)
     return pairs, description, scenes, test_dir
 
 
@@ -191,7 +192,7 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
     start_step = _checkpoint_step(resume) if resume else (
         _checkpoint_step(init_prefix) if init_prefix and config.init_optimizer else 0)
 
-    stamp = test_images.make_stamp()
+    stamp = image_eval.make_stamp()
     log("SIPSA-Net training (Lee, Seo, Kim, CVPR 2021), run started %s" % stamp)
     log("data: %s (%s)" % (config.data_dir, description))
     log("test set: %s" % ("%s, %d images" % (test_dir, len(scenes)) if scenes
@@ -296,7 +297,7 @@ def _test_epoch(config, graph, session, scenes, stamp, record, step, first, summ
     """The original's test step after an epoch: images, tables, summaries; adds the metrics to
     ``record`` and returns the seconds it took."""
     start = time.time()
-    result = test_images.run_test_set(
+    result = image_eval.run_test_set(
         session, graph.test, scenes, os.path.join(config.log_dir, IMAGES_FOLDER), stamp,
         save_inputs=first, panels=2, table_name="metrics_epoch%03d" % record["epoch"],
         log=log if first else None)
@@ -319,7 +320,7 @@ def _log_epoch(record, step, time_test, log):
             record["epoch"], step, record["train_loss"], record["time_train"] / 60,
             time_test / 60, (record["time_train"] + time_test) / 60))
     if "test_align_x" in record:
-        for line in test_images.metric_lines(record["test_align_x"], record["test_align_o"]):
+        for line in image_eval.metric_lines(record["test_align_x"], record["test_align_o"]):
             log(line)
 
 

@@ -11,7 +11,7 @@ implementation used by the pan-sharpening literature:
 
 They are used here to evaluate the TensorFlow port of SIPSA-Net (J. Lee, S. Seo, M. Kim,
 "SIPSA-Net: Shift-Invariant Pan Sharpening with Moving Object Alignment for Satellite Imagery",
-CVPR 2021) against the classical baselines of :mod:`sipsa_tf.baselines`.
+CVPR 2021) against the classical baselines of :mod:`sipsa_tf.evaluation.baselines`.
 
 Conventions
 -----------

@@ -1,6 +1,6 @@
 """Input checks shared by the quality indices (arrays, ratios, block sizes).
 
-Part of :mod:`sipsa_tf.quality` (definitions, references and conventions there;
+Part of :mod:`sipsa_tf.evaluation.quality` (definitions, references and conventions there;
 docs/design.md, "Metrics and test images").
 """
 import numbers

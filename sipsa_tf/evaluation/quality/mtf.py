@@ -1,6 +1,6 @@
 """Sensor MTF gains, MTF-matched filters, decimation and the Wald protocol's degradation.
 
-Part of :mod:`sipsa_tf.quality` (definitions, references and conventions there;
+Part of :mod:`sipsa_tf.evaluation.quality` (definitions, references and conventions there;
 docs/design.md, "Metrics and test images").
 """
 import math

@@ -1,6 +1,6 @@
 """No-reference quality indices: D_lambda, D_s, QNR, Khan's D_lambda, HQNR.
 
-Part of :mod:`sipsa_tf.quality` (definitions, references and conventions there;
+Part of :mod:`sipsa_tf.evaluation.quality` (definitions, references and conventions there;
 docs/design.md, "Metrics and test images").
 """
 from sipsa_tf.evaluation.quality._checks import (_as_image, _as_pan, _check_block, _check_ratio,

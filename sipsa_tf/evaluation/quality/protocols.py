@@ -1,6 +1,6 @@
 """The reduced- and full-resolution protocols: every index of each at once.
 
-Part of :mod:`sipsa_tf.quality` (definitions, references and conventions there;
+Part of :mod:`sipsa_tf.evaluation.quality` (definitions, references and conventions there;
 docs/design.md, "Metrics and test images").
 """
 from sipsa_tf.evaluation.quality.no_reference import d_lambda, d_lambda_khan, d_s

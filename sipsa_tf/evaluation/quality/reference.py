@@ -1,6 +1,6 @@
 """Full-reference quality indices: Q (UIQI), Q2n, SAM, ERGAS, SCC.
 
-Part of :mod:`sipsa_tf.quality` (definitions, references and conventions there;
+Part of :mod:`sipsa_tf.evaluation.quality` (definitions, references and conventions there;
 docs/design.md, "Metrics and test images").
 """
 import numbers

@@ -2,7 +2,8 @@
 
 SIPSA-Net (J. Lee, S. Seo, M. Kim, "SIPSA-Net: Shift-Invariant Pan Sharpening with Moving Object
 Alignment for Satellite Imagery", CVPR 2021) is trained with an unsupervised loss: edge terms
-against the PAN and shift-invariant colour terms against the MS (:func:`sipsa_tf.losses.sipsa_loss`).
+against the PAN and shift-invariant colour terms against the MS
+(:func:`sipsa_tf.core.losses.sipsa_loss`).
 It needs no reference image, so it can also be minimised on the target scene itself before fusing
 it ("test-time" or "zero-shot" adaptation, as done for pan-sharpening CNNs by Ciotola et al.,
 IEEE TGRS 2022): a network trained elsewhere (or not at all) is fitted to the scene's own sensor,
@@ -10,7 +11,7 @@ radiometry and PAN/MS misregistration.
 
 :func:`adapt` builds its own graph and session: the forward pass and the loss on random crops of
 the scene, and AdamW (Adam with decoupled weight decay, as the original trainer; the optimiser of
-:mod:`sipsa_tf.train_lib`) with a constant learning rate and weight decay. It starts from a
+:mod:`sipsa_tf.training.loop`) with a constant learning rate and weight decay. It starts from a
 :class:`~sipsa_tf.inference.Pansharpener`, a checkpoint, or a random initialisation (``None``),
 and returns an :class:`AdaptedPansharpener`: a Pansharpener holding the adapted weights, with the
 loss history and a :meth:`~AdaptedPansharpener.save` method. Variable names are the original's
@@ -18,7 +19,7 @@ loss history and a :meth:`~AdaptedPansharpener.save` method. Variable names are 
 original code as well.
 
 The reduced- and full-resolution protocols of Vivone et al. (IEEE TGRS 2015; IEEE GRSM 2021) in
-which adapted models are evaluated are in :mod:`sipsa_tf.evaluate_lib`.
+which adapted models are evaluated are in :mod:`sipsa_tf.evaluation`.
 """
 import os
 import shutil
@@ -312,7 +313,7 @@ def adapt(pansharpener_or_checkpoint, ms, pan, steps, lr=1e-4, wd=1e-7, crop=DEF
     Each step draws ``batch`` random crops of the scene (``crop`` x ``crop`` MS pixels and the
     PAN under them, whole MS pixels apart, as the trainer's crops), applies one random flip and
     rot90 to the batch (``augment``), and takes one AdamW step on the original loss ``loss_G``
-    (:func:`sipsa_tf.losses.sipsa_loss`; the shift minimum over shifts and batch items, or per
+    (:func:`sipsa_tf.core.losses.sipsa_loss`; the shift minimum over shifts and batch items, or per
     item with ``per_sample``). The learning rate and the decoupled weight decay are constant.
     No reference image is used anywhere.
 

@@ -18,6 +18,9 @@ Images are written as the original writes them: every image 2-98 percentile stre
     <name>_02_msnn_<stamp>.png           the stretched MS, nearest-upsampled 4x
 
 ``<name>`` is the PAN file name without its extension (the original keeps the extension).
+The trainer stamps with its run's start time (month-day-hour_minute, as the original);
+:func:`evaluate_checkpoint` (``make test-images``) uses no stamp unless asked, so its names are
+stable (``<name>_03_ours.png``, ``<name>_02_msnn_aligned.png``) and a rerun overwrites them.
 A table per image (CSV and Markdown) with the averages as last row is written beside.
 """
 import collections
@@ -146,6 +149,12 @@ def nearest_up(img, scale=SCALE):
     return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
 
 
+def png_name(base, kind, stamp, separator="_"):
+    """``<base>_<kind>[<separator><stamp>].png``: the original's names (its aligned image has
+    no "_" before the stamp); without a stamp, stable names that a rerun overwrites."""
+    return "%s_%s%s.png" % (base, kind, separator + stamp if stamp else "")
+
+
 def make_stamp(now=None):
     """The original's file-name stamp, month-day-hour_minute."""
     return (now or datetime.datetime.now()).strftime("%m-%d-%H_%M")
@@ -198,13 +207,13 @@ def run_test_set(session, ops, scenes, out_dir, stamp, save_inputs=False, panels
         sum_o += align_o
         out8, aligned8 = percent_stretch(output), percent_stretch(aligned)
         base = os.path.join(out_dir, scene.name)
-        files.append(_save_png(out8, "%s_03_ours_%s.png" % (base, stamp)))
-        files.append(_save_png(aligned8, "%s_02_msnn_aligned%s.png" % (base, stamp)))
+        files.append(_save_png(out8, png_name(base, "03_ours", stamp)))
+        files.append(_save_png(aligned8, png_name(base, "02_msnn_aligned", stamp, "")))
         ms8, pan8 = percent_stretch(scene.ms), percent_stretch(scene.pan)
         if save_inputs:
-            files.append(_save_png(ms8, "%s_00_mslr_%s.png" % (base, stamp)))
-            files.append(_save_png(pan8, "%s_01_pan_%s.png" % (base, stamp)))
-            files.append(_save_png(nearest_up(ms8), "%s_02_msnn_%s.png" % (base, stamp)))
+            files.append(_save_png(ms8, png_name(base, "00_mslr", stamp)))
+            files.append(_save_png(pan8, png_name(base, "01_pan", stamp)))
+            files.append(_save_png(nearest_up(ms8), png_name(base, "02_msnn", stamp)))
         if len(panel_list) < panels:
             panel_list.append((scene.name, _panel(ms8, pan8, aligned8, out8)))
         rows.append({"image": scene.name,
@@ -256,7 +265,7 @@ def metric_lines(mean_x, mean_o):
              % tuple(mean_o))]
 
 
-def evaluate_checkpoint(checkpoint, test_dir, out_dir, img_div=data.IMG_DIV, stamp=None,
+def evaluate_checkpoint(checkpoint, test_dir, out_dir, img_div=data.IMG_DIV, stamp="",
                         pair_by_order=False, log=print):
     """Restores a checkpoint's network and runs the test step on a test folder.
 
@@ -265,7 +274,7 @@ def evaluate_checkpoint(checkpoint, test_dir, out_dir, img_div=data.IMG_DIV, sta
         test_dir: ``<dir>/{RGB,PAN}`` or a flat folder of ``<name>_ms.tif``/``<name>_pan.tif``.
         out_dir: where the PNGs and ``metrics.csv`` / ``metrics.md`` go.
         img_div: values are DN / img_div.
-        stamp: file-name stamp (default: now, as the original).
+        stamp: file-name stamp; empty (the default): none, so that a rerun overwrites.
         pair_by_order: pair RGB/PAN files by sorted order instead of by name.
         log: callable for progress lines.
 
@@ -281,7 +290,6 @@ def evaluate_checkpoint(checkpoint, test_dir, out_dir, img_div=data.IMG_DIV, sta
 
     prefix = checkpoints.resolve(checkpoint)
     scenes = check_and_load(test_dir, img_div, pair_by_order)
-    stamp = stamp or make_stamp()
     graph = tf.Graph()
     with graph.as_default():
         ops = build_test_ops()

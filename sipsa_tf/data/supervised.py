@@ -16,9 +16,10 @@ reduced-resolution (Wald) pretraining does. Every crop here is a triple (MS inpu
 target at PAN resolution):
 
 * :class:`WaldImage`: a real PAN/MS pair degraded once with the sensor's MTF-matched filters
-  (:func:`sipsa_tf.quality.degrade`); the MS input comes from the degraded MS, the PAN input is
+  (:func:`sipsa_tf.evaluation.quality.degrade`); the MS input comes from the degraded MS, the
+  PAN input is
   the degraded PAN, the target is the original MS.
-* :class:`SyntheticScene`: a synthetic road scene (:mod:`sipsa_tf.synthetic`) whose MS is
+* :class:`SyntheticScene`: a synthetic road scene (:mod:`sipsa_tf.data.synthetic`) whose MS is
   acquired with a global PAN/MS offset and with cars that moved between the two instants; the
   target is the PAN-instant scene's R, G, B at PAN resolution (the colours of the MS on the
   geometry of the PAN, what the misalignment benchmark scores).
@@ -44,7 +45,7 @@ from scipy import ndimage
 
 from sipsa_tf import data
 from sipsa_tf.data import synthetic
-from sipsa_tf.evaluation import quality
+from sipsa_tf.evaluation import quality, scenes
 from sipsa_tf.constants import SCALE
 from sipsa_tf.errors import UserError
 
@@ -148,7 +149,6 @@ def load_regions(split, part, data_dir):
     Raises:
         data.DataError: a missing or bad file, or rows outside the image (naming the file).
     """
-    from sipsa_tf import evaluate_lib  # the .mat reader
     if part not in PARTS + OPTIONAL_PARTS:
         raise ValueError("part must be one of %s, got %r" % (PARTS + OPTIONAL_PARTS, part))
     if part not in split:
@@ -159,7 +159,7 @@ def load_regions(split, part, data_dir):
         if not os.path.isfile(path):
             raise data.DataError("%s: no such file (named by the split)" % path)
         if path not in cache:
-            cache[path] = evaluate_lib.load_mat(path, max_pan=np.iinfo(np.int32).max)
+            cache[path] = scenes.load_mat(path, max_pan=np.iinfo(np.int32).max)
         scene = cache[path]
         ms, pan = scene.ms, scene.pan
         rows = entry.get("ms_rows")
@@ -289,7 +289,7 @@ class SyntheticScene:
     Built as the misalignment benchmark builds its scenes (``benchmarks/misalignment.py``), from
     a different random stream, with a random offset: the MS-instant scene is shifted by
     (dy, dx) uniform in +-``max_offset`` MS pixels (or not at all, with probability
-    ``aligned_fraction``) and acquired by :func:`sipsa_tf.synthetic.acquire`; the target is the
+    ``aligned_fraction``) and acquired by :func:`sipsa_tf.data.synthetic.acquire`; the target is the
     PAN-instant scene's R, G, B with the PAN's blur.
     """
 

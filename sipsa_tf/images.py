@@ -1,27 +1,30 @@
 """Command line: the original's test step for a checkpoint (SIPSA-Net, Lee, Seo, Kim, CVPR 2021).
 
-    python -m sipsa_tf.test_images_main --checkpoint=checkpoints/wald_stage1j \\
+    python -m sipsa_tf.images --checkpoint=checkpoints/wald_stage1j \\
         [--test_dir=<dir with RGB/ and PAN/, or <name>_ms.tif/<name>_pan.tif>] --out_dir=out
 
 Writes the stretched PNGs and ``metrics.csv`` / ``metrics.md`` to --out_dir and prints the
 original's [Align X] / [4ch SCC] lines. Without --test_dir, the synthetic test scenes (fixed seed)
 are generated under --out_dir and used. Flags only; the work is done by
-:func:`sipsa_tf.test_images.evaluate_checkpoint`.
+:func:`sipsa_tf.training.image_eval.evaluate_checkpoint`.
 """
 import os
 
-from absl import app, flags
+from absl import flags
 
+from sipsa_tf import checkpoint_paths
 from sipsa_tf.cli import common as cli
 from sipsa_tf.constants import IMG_DIV
 
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or directory (only op_net/G/* is "
-                    "read; the original's model-100000 works too).")
+flags.DEFINE_string("checkpoint", checkpoint_paths.default_checkpoint(), "Checkpoint prefix "
+                    "or directory (only op_net/G/* is read; the original's model-100000 works "
+                    "too). Default: the bundled one.")
 flags.DEFINE_string("test_dir", None, "Test images: <test_dir>/{RGB,PAN} or <name>_ms.tif / "
                     "<name>_pan.tif pairs. Default: synthetic test scenes.")
 flags.DEFINE_string("out_dir", None, "Where the PNGs and metric tables go.")
 flags.DEFINE_float("img_div", IMG_DIV, "Pixel values are DN / img_div (2047: 11-bit).")
-flags.DEFINE_string("stamp", None, "File-name stamp (default: now, month-day-hour_minute).")
+flags.DEFINE_string("stamp", "", "Text added to the PNG names, e.g. a date (default: none, so "
+                    "that a rerun overwrites the same files).")
 flags.DEFINE_boolean("pair_by_order", False, "Pair RGB/PAN files by sorted order.")
 flags.DEFINE_integer("synthetic_seed", 0, "Seed of the synthetic test scenes.")
 
@@ -34,8 +37,9 @@ def main(argv):
 
 def _evaluate():
     from sipsa_tf.data import synthetic
-    from sipsa_tf.training import test_step as test_images
-    cli.require(FLAGS, "checkpoint", "out_dir")
+    from sipsa_tf.training import image_eval
+    cli.require(FLAGS, "out_dir")
+    checkpoint = checkpoint_paths.check(FLAGS.checkpoint)  # before TensorFlow is imported
     test_dir = FLAGS.test_dir
     if not test_dir:
         scenes_dir = os.path.join(FLAGS.out_dir, "synthetic_scenes")
@@ -43,14 +47,14 @@ def _evaluate():
         test_dir = os.path.join(scenes_dir, synthetic.TEST_FOLDER)
         print("no --test_dir: synthetic test scenes (seed %d) in %s"
               % (FLAGS.synthetic_seed, test_dir))
-    test_images.evaluate_checkpoint(FLAGS.checkpoint, test_dir, FLAGS.out_dir,
+    image_eval.evaluate_checkpoint(checkpoint, test_dir, FLAGS.out_dir,
                                     img_div=FLAGS.img_div, stamp=FLAGS.stamp,
                                     pair_by_order=FLAGS.pair_by_order)
 
 
 def run():
     """Console entry point."""
-    app.run(main)
+    cli.start(main, __name__)
 
 
 if __name__ == "__main__":
