@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import QUIET_TF, assert_one_line_error, run_command, write_pair
-from sipsa_tf import synthetic
+from sipsa_tf.data import synthetic
 from sipsa_tf.checkpoints import CheckpointError
 from sipsa_tf.inference import Pansharpener
 
@@ -81,7 +81,7 @@ def _tool(name, prefix, out, inputs):
         return ["sipsa_tf.pansharpen", "--checkpoint=" + prefix, "--pan=" + pan, "--ms=" + ms,
                 "--out=" + out, "--progress=off"]
     if name == "test_images":
-        return ["sipsa_tf.test_images_main", "--checkpoint=" + prefix,
+        return ["sipsa_tf.images", "--checkpoint=" + prefix,
                 "--test_dir=" + inputs["scenes"], "--out_dir=" + out]
     return ["sipsa_tf.evaluate", "--checkpoint=" + prefix, "--out_dir=" + out,
             "--data_dir=" + out + "_absent", "--auto_data", "--n_synthetic=1",
@@ -129,7 +129,8 @@ def test_full_disk_during_a_trainer_save(tmp_path, monkeypatch):
     room resumes from that checkpoint."""
     import io
     import tensorflow as tf
-    from sipsa_tf import train_lib
+    from sipsa_tf.training import loop as train_loop
+    from sipsa_tf.training.config import TrainConfig
     from sipsa_tf.cli import common as cli
     from sipsa_tf.training import graph as training_graph
     scenes = synthetic.generate(str(tmp_path / "scenes"), seed=5, n_train=1, n_road=0,
@@ -140,7 +141,7 @@ def test_full_disk_during_a_trainer_save(tmp_path, monkeypatch):
                     iters_per_epoch=1, keep_checkpoints=0, threads=1, progress="off")
     quiet = dict(stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
     # the size of one checkpoint, from a run elsewhere
-    first = train_lib.train(train_lib.TrainConfig(**dict(
+    first = train_loop.train(TrainConfig(**dict(
         settings, checkpoint_dir=str(tmp_path / "sizing"), log_dir=str(tmp_path / "sizing"),
         max_steps=1)), **quiet)
     size = sum(os.path.getsize(p) for p in glob.glob(first["checkpoint"] + ".*"))
@@ -160,7 +161,7 @@ def test_full_disk_during_a_trainer_save(tmp_path, monkeypatch):
 
             monkeypatch.setattr(training_graph.TrainGraph, "save", failing_save)
         stream = io.StringIO()
-        code = cli.guarded(lambda: train_lib.train(train_lib.TrainConfig(
+        code = cli.guarded(lambda: train_loop.train(TrainConfig(
             **dict(settings, max_steps=2)), **quiet), stream=stream)
         lines = stream.getvalue().splitlines()
         assert code == 1 and len(lines) == 1, lines
@@ -177,7 +178,7 @@ def test_full_disk_during_a_trainer_save(tmp_path, monkeypatch):
                            check=True, capture_output=True)
         else:
             monkeypatch.setattr(training_graph.TrainGraph, "save", save)
-        history = train_lib.train(train_lib.TrainConfig(**dict(settings, max_steps=2)), **quiet)
+        history = train_loop.train(TrainConfig(**dict(settings, max_steps=2)), **quiet)
         assert history["resumed_from"] == last and history["step"] == 2
         print("full disk made by", "a tmpfs" if mounted else "a patched writer")
     finally:
@@ -191,7 +192,7 @@ def test_full_disk_during_an_evaluation_write(tmp_path, monkeypatch):
     results.csv and the last complete output (a panel), exit 1, no temporary file left."""
     import errno
     import io
-    from sipsa_tf import evaluate_lib as ev
+    from sipsa_tf.evaluation import suite as ev
     from sipsa_tf.cli import common as cli
     from sipsa_tf.evaluation import reports
     from sipsa_tf.utils import files
