@@ -56,6 +56,8 @@ def check(path):
         problem = "no checkpoint in this folder (no *.index file)"
     elif os.path.exists(path + ".index") or (path.endswith(".index") and os.path.isfile(path)):
         return path
+    elif glob.glob(glob.escape(path) + ".data-*"):
+        return path  # data without its .index: sipsa_tf.checkpoints says it is damaged
     else:
         problem = "no such checkpoint (neither a folder nor a prefix with a .index file)"
     bundled = bundled_checkpoints()

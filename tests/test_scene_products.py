@@ -288,7 +288,7 @@ def fake_tensorflow(tmp_path_factory):
 
 def _refused(fake_tensorflow, folder, pan, ms, *flags):
     before = sorted(os.listdir(folder))
-    result = run_command([sys.executable, "-m", "sipsa_tf.pansharpen", "--checkpoint=unused",
+    result = run_command([sys.executable, "-m", "sipsa_tf.pansharpen",
                           "--pan=" + pan, "--ms=" + ms, "--out=" + os.path.join(folder, "o.tif")]
                          + list(flags),
                          env={"PYTHONPATH": fake_tensorflow + os.pathsep + REPO_ROOT})
