@@ -95,6 +95,10 @@ def _define_flags():
                       "end-point error of the FAM's soft displacement; ce, the cross-entropy of "
                       "its 81 softmax weights against the known displacement's bilinear tap "
                       "weights (keeps a gradient where the softmax has saturated).")
+    flags.DEFINE_float("align_local_weight", d.align_local_weight, "With --align_loss=ce: "
+                       "weight the cross-entropy by 1 + w x (distance of a pixel's known "
+                       "displacement from its crop's mean, MS pixels), so that moving cars and "
+                       "local distortions count. 0: a plain mean (docs/training.md).")
     flags.DEFINE_boolean("fam_reinit", d.fam_reinit, "After --init_checkpoint, re-initialise the "
                          "kernel branch (conv01-conv11: He-normal, residual convolutions x0.1, "
                          "zero biases). Names and shapes unchanged.")

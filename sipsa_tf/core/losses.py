@@ -241,7 +241,26 @@ def tap_targets(truth):
     return weights[..., 0] * weights[..., 1]
 
 
-def alignment_cross_entropy(kernel, truth):
+def local_motion_weights(truth, local_weight):
+    """Per-pixel weights that favour pixels moving apart from their crop.
+
+    A pixel whose known displacement differs from its crop's mean displacement (a moving car, a
+    local distortion) gets ``1 + local_weight * ||truth - mean||``; a pixel moving with its crop
+    gets 1. Such pixels are a few percent of a crop, so an unweighted mean hardly sees them.
+
+    Args:
+        truth: (B, h, w, 2) known displacement, MS pixels.
+        local_weight: >= 0; 0 gives weights of 1 everywhere.
+
+    Returns:
+        (B, h, w) float32 weights >= 1.
+    """
+    mean = tf.reduce_mean(truth, axis=(1, 2), keepdims=True)
+    local = tf.sqrt(tf.reduce_sum(tf.square(truth - mean), axis=-1) + 1e-12)
+    return 1.0 + local_weight * local
+
+
+def alignment_cross_entropy(kernel, truth, local_weight=0.0):
     """Cross-entropy of the FAM's softmax against :func:`tap_targets` of the truth.
 
     Unlike :func:`alignment_epe`, which only sees the kernel's expectation, this scores every
@@ -250,18 +269,24 @@ def alignment_cross_entropy(kernel, truth):
     Args:
         kernel: (B, h, w, 81) softmax weights (``Forward.kernel``).
         truth: (B, h, w, 2) known displacement, MS pixels.
+        local_weight: >= 0; with w > 0 the mean over pixels is weighted by
+            :func:`local_motion_weights` (``--align_local_weight``).
 
     Returns:
-        scalar float32 >= 0 (mean over pixels of -sum_k t_k log(p_k + 1e-8)).
+        scalar float32 >= 0 (mean, or weighted mean, over pixels of
+        -sum_k t_k log(p_k + 1e-8)).
     """
-    return -tf.reduce_mean(tf.reduce_sum(tap_targets(truth) * tf.math.log(kernel + 1e-8),
-                                         axis=-1))
+    ce = -tf.reduce_sum(tap_targets(truth) * tf.math.log(kernel + 1e-8), axis=-1)
+    if local_weight <= 0:
+        return tf.reduce_mean(ce)
+    weights = local_motion_weights(truth, local_weight)
+    return tf.reduce_sum(weights * ce) / tf.reduce_sum(weights)
 
 
 ALIGN_LOSSES = ("epe", "ce")  # --align_loss
 
 
-def with_alignment(terms, kernel, truth, weight, kind="epe"):
+def with_alignment(terms, kernel, truth, weight, kind="epe", local_weight=0.0):
     """Adds ``weight`` x the alignment term to a supervised objective's terms.
 
     Args:
@@ -271,6 +296,8 @@ def with_alignment(terms, kernel, truth, weight, kind="epe"):
         weight: > 0.
         kind: "epe" (:func:`alignment_epe` of the soft displacement, which is always logged)
             or "ce" (:func:`alignment_cross_entropy`, logged as ``align_ce``).
+        local_weight: the cross-entropy's weight on pixels moving apart from their crop
+            (:func:`local_motion_weights`; "ce" only).
 
     Returns:
         dict with ``loss`` (the sum), ``l1`` (and ``edge_excess`` if present), ``align_epe``
@@ -281,6 +308,6 @@ def with_alignment(terms, kernel, truth, weight, kind="epe"):
     out["align_epe"] = alignment_epe(ops.fam_displacement(kernel), truth)
     term = out["align_epe"]
     if kind == "ce":
-        out["align_ce"] = term = alignment_cross_entropy(kernel, truth)
+        out["align_ce"] = term = alignment_cross_entropy(kernel, truth, local_weight)
     out["loss"] = terms["loss"] + weight * term
     return out

@@ -77,6 +77,7 @@ class TrainConfig:
     # or frozen, and the forward graph is the original's whatever these are.
     align_weight: float = 0.0       # wald: weight of the FAM alignment term on known offsets
     align_loss: str = "epe"         # epe (of the soft displacement) or ce (over the 81 taps)
+    align_local_weight: float = 0.0  # ce: extra weight on pixels moving apart from their crop
     fam_reinit: bool = False        # re-initialise the kernel branch after --init_checkpoint
     fam_temperature: float = 1.0    # FAM softmax temperature at step 0, annealed linearly ...
     fam_temperature_steps: int = 0  # ... to 1 at this global step (0: no temperature)
@@ -150,6 +151,10 @@ class TrainConfig:
         if self.align_loss not in losses.ALIGN_LOSSES:
             raise UserError("--align_loss must be one of %s, got %r"
                             % (", ".join(losses.ALIGN_LOSSES), self.align_loss))
+        if self.align_local_weight < 0:
+            raise UserError("--align_local_weight must be >= 0, got %s" % self.align_local_weight)
+        if self.align_local_weight > 0 and (self.align_loss != "ce" or self.align_weight <= 0):
+            raise UserError("--align_local_weight needs --align_loss=ce and --align_weight > 0")
         if not 1.0 <= self.fam_temperature <= 100.0:
             raise UserError("--fam_temperature must be in [1, 100], got %s"
                             % self.fam_temperature)
