@@ -158,7 +158,11 @@ def test_fam_flags_are_refused_out_of_range(tmp_path):
            ({"fam_temperature": 5.0}, "needs --fam_temperature_steps"),
            ({"fam_temperature_steps": -1}, "--fam_temperature_steps must be >= 0"),
            ({"freeze_steps": -3}, "--freeze_steps must be >= 0"),
-           ({"fam_reinit": True}, "--fam_reinit needs --init_checkpoint")]
+           ({"fam_reinit": True}, "--fam_reinit needs --init_checkpoint"),
+           ({"align_weight": 1.0, "align_loss": "ce", "align_local_weight": -0.5},
+            "--align_local_weight must be >= 0"),
+           ({"align_weight": 1.0, "align_local_weight": 2.0}, "--align_local_weight needs"),
+           ({"align_loss": "ce", "align_local_weight": 2.0}, "--align_local_weight needs")]
     for settings, message in bad:
         with pytest.raises(UserError, match=message):
             _train_config(tmp_path, **settings).validate()
@@ -226,6 +230,30 @@ def test_tap_targets_are_bilinear_weights_whose_expectation_is_the_truth(rng):
     worse = run_graph(losses.alignment_cross_entropy, _softmax(rng.normal(size=targets.shape)),
                       truth)
     assert best < worse
+
+
+def test_local_weights_count_the_pixels_that_move_apart_from_their_crop(rng):
+    """A crop moving by (1, -1) with one "car" pixel moving by (1, 3): NumPy reference of the
+    weights and of the weighted cross-entropy."""
+    truth = np.tile(np.array([1.0, -1.0]), (1, 4, 4, 1))
+    truth[0, 2, 1] = (1.0, 3.0)
+    mean = truth.mean(axis=(1, 2), keepdims=True)  # (1, -0.75)
+    expected = 1.0 + 5.0 * np.sqrt(((truth - mean) ** 2).sum(-1))
+    weights = run_graph(lambda t: losses.local_motion_weights(t, 5.0), truth)
+    np.testing.assert_allclose(weights, expected, rtol=1e-5)
+    assert weights[0, 2, 1] == pytest.approx(1.0 + 5.0 * 3.75, rel=1e-5)  # the car: 19.75
+    assert weights[0, 0, 0] == pytest.approx(1.0 + 5.0 * 0.25, rel=1e-5)
+    kernel = _softmax(rng.normal(size=(1, 4, 4, 81)))
+    targets = run_graph(losses.tap_targets, truth)
+    ce = -(targets * np.log(kernel + 1e-8)).sum(-1)
+    weighted = run_graph(lambda k, t: losses.alignment_cross_entropy(k, t, 5.0), kernel, truth)
+    assert weighted == pytest.approx((expected * ce).sum() / expected.sum(), rel=1e-5)
+    plain = run_graph(lambda k, t: losses.alignment_cross_entropy(k, t, 0.0), kernel, truth)
+    assert plain == pytest.approx(ce.mean(), rel=1e-5)
+    # a crop moving as one piece has weights of 1: weighted and plain means agree
+    uniform = np.tile(np.array([0.5, 2.0]), (1, 4, 4, 1))
+    np.testing.assert_allclose(run_graph(lambda t: losses.local_motion_weights(t, 5.0), uniform),
+                               1.0, atol=1e-5)
 
 
 def test_evaluate_reports_the_fam_on_request(tmp_path):
