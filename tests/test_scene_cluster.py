@@ -3,7 +3,8 @@
 Two worker processes of a ``distributed.LocalCluster`` on localhost against the single-process
 scene tool (the reference); a worker killed with SIGKILL in the middle of a run: Dask reruns its
 tile and the output is complete and equal, or (with Dask's allowed-failures at 0) the run fails
-with one sentence naming the scene and leaves no file behind.
+with one sentence naming the scene and leaves no file behind. The same for workers out of
+memory (killed by their nanny) and out of disk (ENOSPC in their tasks).
 """
 import os
 import signal
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import geotiff_tags, run_command, write_pair, write_random_checkpoint
+from conftest import (assert_one_line_error, geotiff_tags, run_command, write_pair,
+                      write_random_checkpoint)
 from sipsa_tf import scene
 
 distributed = pytest.importorskip("distributed")  # the [dask] extra, installed by make install
@@ -172,3 +174,61 @@ def test_product_inputs_through_pairs_on_the_cluster(case, client, tmp_path):
     scene.pansharpen_scene(checkpoint, pan, ms, reference, scene.SceneOptions(**OPTIONS))
     assert tifffile.imread(reference).shape == (4 * 47, 4 * 47, 3)
     assert _same(str(tmp_path / "out.tif"), reference) <= 1e-6
+
+
+def _write_scratch_to_a_full_disk(*args, **kwargs):
+    """Stands in for ``sharpen_tile`` on a worker: writes its scratch to ``/dev/full``, where
+    the kernel answers every write with ENOSPC, as a full scratch or spill disk does."""
+    with open("/dev/full", "wb", buffering=0) as scratch:
+        scratch.write(b"\0" * 4096)
+
+
+def _patch_workers(replacement):
+    """Sets ``cluster.sharpen_tile`` to ``replacement`` in this process (run on each worker)."""
+    from sipsa_tf.scene import cluster as worker_cluster
+    worker_cluster.sharpen_tile = replacement
+
+
+def test_a_worker_out_of_disk_ends_with_one_line_and_leaves_nothing(case, client, tmp_path):
+    """The workers' tile tasks hit a real ENOSPC (a patched task writing to /dev/full): the job
+    fails with one sentence naming the scene, the tile and the disk error; no file is left."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system (the test's source of a real ENOSPC)")
+    import cloudpickle
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
+    _, checkpoint, scenes = case
+    pan_path, ms_path, _ = scenes[0]
+    out = str(tmp_path / "out.tif")
+    client.run(_patch_workers, _write_scratch_to_a_full_disk)
+    try:
+        with pytest.raises(scene.SceneError) as raised:
+            cluster.pansharpen_on_cluster(client, checkpoint, [(pan_path, ms_path, out)],
+                                          scene.SceneOptions(**OPTIONS))
+    finally:
+        client.run(_patch_workers, cluster.sharpen_tile)  # the real one back on every worker
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(out + ": tile ") and " of 9 failed on a worker: " in message
+    assert message.endswith(": No space left on device; no output is left for the scenes not "
+                            "complete")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_worker_out_of_memory_ends_the_command_with_one_line(case, tmp_path):
+    """The command line with two local workers whose memory limit is below what TensorFlow
+    needs (Dask's terminate threshold at 1% of the limit, allowed-failures 0): each worker's
+    nanny kills it while it builds its model; one ``error:`` line, exit 1, no file left."""
+    _, checkpoint, scenes = case
+    pan_path, ms_path, _ = scenes[0]
+    out = tmp_path / "out.tif"
+    result = run_command(
+        [sys.executable, "-m", "sipsa_tf.pansharpen", "--pan=%s" % pan_path,
+         "--ms=%s" % ms_path, "--out=%s" % out, "--checkpoint=%s" % checkpoint,
+         "--bands=3,1,4", "--tile=%d" % TILE, "--workers=2", "--progress=off"],
+        env={"DASK_DISTRIBUTED__WORKER__MEMORY__TERMINATE": "0.01",
+             "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
+    assert "memory budget" in result.stderr  # Dask's own warning: the nanny's restart did it
+    line = assert_one_line_error(result, str(out), "was lost", "out of memory")
+    assert line.startswith("error: %s: tile " % out)
+    assert os.listdir(tmp_path) == []

@@ -12,9 +12,10 @@ Results arrive in any order; the driver writes them into each scene's output
 (:class:`~sipsa_tf.scene.run.SceneWriter`, temporary files renamed at the end) in row-major
 order. At most ``in_flight`` tiles are submitted and not yet written, so the driver holds at
 most that many finished tiles whatever the scene size. Dask reruns the tasks of a worker that
-dies; when a task has killed too many workers (Dask's ``distributed.scheduler.allowed-failures``)
-or anything else fails, every scene not yet complete is removed and a one-line error names the
-scene. Scenes finished before the failure stay (each is complete).
+dies (killed, or by its nanny for using more than its memory limit); when a task has killed too
+many workers (Dask's ``distributed.scheduler.allowed-failures``), a worker's task fails with an
+``OSError`` (its disk full, say) or anything else fails, every scene not yet complete is removed;
+the first two give a one-line error naming the scene and the tile. Scenes finished before the failure stay (each is complete).
 
 ``dask[distributed]`` is an optional dependency (``pip install sipsa-tf[dask]``); this module
 imports it when called.
@@ -216,9 +217,14 @@ def _run(client, distributed, checkpoint, scenes, options, in_flight, writers, w
                     done[(s, t)] = future.result()
                 except distributed.KilledWorker:
                     raise SceneError(
-                        "%s: tile %d of %d was lost: the workers running it died (Dask's "
-                        "allowed-failures reached); no output is left for the scenes not "
-                        "complete" % (scenes[s][2], t + 1, len(scenes[s][4])))
+                        "%s: tile %d of %d was lost: the workers running it died (out of "
+                        "memory or killed; Dask's allowed-failures reached); no output is left "
+                        "for the scenes not complete" % (scenes[s][2], t + 1, len(scenes[s][4])))
+                except OSError as err:  # e.g. a worker's disk full (its scratch or spill space)
+                    raise SceneError(
+                        "%s: tile %d of %d failed on a worker: %s; no output is left for the "
+                        "scenes not complete" % (scenes[s][2], t + 1, len(scenes[s][4]),
+                                                 _os_error(err)))
                 future.release()
                 while (s, next_write[s]) in done:
                     writers[s].put(*done.pop((s, next_write[s])))
@@ -233,6 +239,14 @@ def _run(client, distributed, checkpoint, scenes, options, in_flight, writers, w
     finally:
         for future in pending:
             future.cancel()
+
+
+def _os_error(err):
+    """``strerror (file)`` of an OSError raised on a worker, on one line."""
+    text = err.strerror or str(err)
+    if err.filename:
+        text += " (%s)" % err.filename
+    return " ".join(text.split())
 
 
 def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, stream=None,
