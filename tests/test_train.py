@@ -217,6 +217,9 @@ def test_restart_after_a_kill_mid_save_resumes_step_and_optimizer_state(scenes, 
     assert "resumed from %s (global step 2)" % os.path.join(log_dir, "model.ckpt-2") in log
     assert "epcIndex 2 |iter 4 |train " in log
     assert "removed leftovers of an interrupted save: " in log
+    assert ("skipped %s: checkpoint data is truncated or corrupt (removed); resuming from %s"
+            % (os.path.join(log_dir, "model.ckpt-3"), os.path.join(log_dir, "model.ckpt-2"))
+            in log)
     resumed = _values(os.path.join(log_dir, "model.ckpt-4"))
     assert int(resumed["global_step"]) == 4
     # The beta powers continue from the saved ones (fresh ones would be 0.9^3, 0.999^3) ...

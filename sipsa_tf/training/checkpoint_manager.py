@@ -46,9 +46,9 @@ class CheckpointManager:
         return os.path.join(self.directory, "%s-%d" % (CHECKPOINT_BASENAME, step))
 
     def remove_temporary(self):
-        """Deletes what an interrupted save left behind: temporary files, data shards whose index
-        was never written (the index is renamed last) and unreadable checkpoints (truncated or
-        corrupt files). Returns the removed file names."""
+        """Deletes what an interrupted save left behind: temporary files (TensorFlow's
+        ``.tempstate`` among them) and data shards whose index was never written (the index is
+        renamed last). Returns the removed file names."""
         removed = []
         orphan = re.compile(re.escape(CHECKPOINT_BASENAME) + r"-(\d+)\.data-\d+-of-\d+$")
         for name in sorted(os.listdir(self.directory)):
@@ -65,13 +65,20 @@ class CheckpointManager:
                 else:
                     os.remove(path)
                 removed.append(name)
+        return removed
+
+    def remove_unreadable(self):
+        """Deletes the checkpoints here whose index, data shards or tensors cannot be read
+        (truncated or corrupt files), so that a resume starts from the newest complete one and
+        a later save of the same step is not mixed with them. Returns their prefixes."""
+        unreadable = []
         for step in self.all_steps():
             prefix = self.prefix(step)
             if not self.is_complete(prefix):
                 for path in glob.glob(glob.escape(prefix) + ".*"):
                     os.remove(path)
-                    removed.append(os.path.basename(path))
-        return removed
+                unreadable.append(prefix)
+        return unreadable
 
     def all_steps(self):
         """Steps of every ``model.ckpt-<step>.index`` here, ascending (complete or not)."""

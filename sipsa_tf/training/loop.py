@@ -166,6 +166,9 @@ class _ReadOnlyCheckpoints(CheckpointManager):
     def remove_temporary(self):
         return []
 
+    def remove_unreadable(self):
+        return []
+
     def save(self, save_fn, step):
         return None
 
@@ -185,6 +188,7 @@ def _follow(config, pairs, description, checkpoint_dir, stdout, stderr):
 
 def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
     removed = manager.remove_temporary()
+    unreadable = manager.remove_unreadable()
     resume = manager.latest()
     init_prefix = None
     if resume is None and config.init_checkpoint:
@@ -199,6 +203,10 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
                           else "none (%s not found): test step skipped" % test_dir))
     if removed:
         log("removed leftovers of an interrupted save: %s" % ", ".join(removed))
+    for prefix in unreadable:
+        log("skipped %s: checkpoint data is truncated or corrupt (removed); %s"
+            % (prefix, "resuming from %s" % resume if resume else "no complete checkpoint "
+               "left to resume from"))
     write_flags(config, [config.log_dir] + (
         [] if isinstance(manager, _ReadOnlyCheckpoints) else [manager.directory]), log)
 
