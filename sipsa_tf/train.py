@@ -99,6 +99,10 @@ def _define_flags():
                        "weight the cross-entropy by 1 + w x (distance of a pixel's known "
                        "displacement from its crop's mean, MS pixels), so that moving cars and "
                        "local distortions count. 0: a plain mean (docs/training.md).")
+    flags.DEFINE_enum("align_target", d.align_target, ["mean", "mixture"], "With "
+                      "--align_loss=ce, the tap weights scored: mean, those of each MS pixel's "
+                      "mean displacement; mixture, the mean of its 4 x 4 PAN pixels' tap weights "
+                      "(a part-car, part-road MS pixel gets both motions; docs/training.md).")
     flags.DEFINE_boolean("fam_reinit", d.fam_reinit, "After --init_checkpoint, re-initialise the "
                          "kernel branch (conv01-conv11: He-normal, residual convolutions x0.1, "
                          "zero biases). Names and shapes unchanged.")

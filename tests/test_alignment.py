@@ -135,7 +135,7 @@ def test_synthetic_scene_flow_is_the_offset_and_the_cars_motion():
         global_flow = np.array(scene.offset) / 4
         counts = np.isclose(scene.flow, global_flow, atol=1e-5).all(axis=-1)
         assert counts.mean() > 0.5  # most pixels carry no car
-        assert scene.flow.shape == (16, 16, 2)
+        assert scene.flow.shape == (64, 16 * 4, 2)  # at PAN resolution
 
 
 def _random_wald_image(rng, size):
@@ -162,7 +162,10 @@ def test_fam_flags_are_refused_out_of_range(tmp_path):
            ({"align_weight": 1.0, "align_loss": "ce", "align_local_weight": -0.5},
             "--align_local_weight must be >= 0"),
            ({"align_weight": 1.0, "align_local_weight": 2.0}, "--align_local_weight needs"),
-           ({"align_loss": "ce", "align_local_weight": 2.0}, "--align_local_weight needs")]
+           ({"align_loss": "ce", "align_local_weight": 2.0}, "--align_local_weight needs"),
+           ({"align_weight": 1.0, "align_loss": "ce", "align_target": "median"},
+            "--align_target must be one of mean, mixture"),
+           ({"align_weight": 1.0, "align_target": "mixture"}, "--align_target=mixture needs")]
     for settings, message in bad:
         with pytest.raises(UserError, match=message):
             _train_config(tmp_path, **settings).validate()
@@ -254,6 +257,36 @@ def test_local_weights_count_the_pixels_that_move_apart_from_their_crop(rng):
     uniform = np.tile(np.array([0.5, 2.0]), (1, 4, 4, 1))
     np.testing.assert_allclose(run_graph(lambda t: losses.local_motion_weights(t, 5.0), uniform),
                                1.0, atol=1e-5)
+
+
+def test_mixture_targets_give_a_part_car_pixel_both_motions():
+    """An MS pixel whose 4 x 4 PAN pixels are 12 road pixels moving by (0, 1) and 4 car pixels
+    moving by (2, -3): the mixture puts 0.75 on tap (0, 1) and 0.25 on tap (2, -3), with the
+    block mean (0.5, 0) as its expectation; the block mean's own targets sit on (0.5, 0), where
+    neither lies. The alignment term pools the PAN-resolution truth to that block mean."""
+    pan_truth = np.zeros((1, 8, 4, 2))
+    pan_truth[..., 1] = 1.0
+    pan_truth[0, :4, 0] = (2.0, -3.0)  # first MS pixel: one column of car
+    targets = run_graph(losses.block_targets, pan_truth)
+    assert targets.shape == (1, 2, 1, 81)
+    expected = np.zeros(81)
+    expected[9 * (4 + 0) + (4 + 1)] = 0.75
+    expected[9 * (4 + 2) + (4 - 3)] = 0.25
+    np.testing.assert_allclose(targets[0, 0, 0], expected, atol=1e-6)
+    np.testing.assert_allclose(_numpy_displacement(targets)[0, 0, 0], (0.5, 0.0), atol=1e-6)
+    np.testing.assert_allclose(targets[0, 1, 0], np.eye(81)[9 * 4 + 5], atol=1e-6)  # road only
+    mean_targets = run_graph(losses.tap_targets, pan_truth.reshape(1, 2, 4, 1, 4, 2).mean(
+        axis=(2, 4)))
+    assert mean_targets[0, 0, 0].max() < 0.9 and mean_targets[0, 0, 0, expected > 0].sum() < 0.2
+    # the loss: the kernel equal to the mixture costs its entropy, the block mean's targets more
+    def term(kernel, truth, target):
+        import tensorflow as tf
+        return losses.with_alignment({"loss": tf.constant(0.0)}, kernel, truth, 1.0, "ce",
+                                     target=target)["align_ce"]
+    right = run_graph(lambda k, t: term(k, t, "mixture"), targets + 1e-12, pan_truth)
+    entropy = -(targets * np.log(targets + 1e-8)).sum(-1).mean()
+    assert right == pytest.approx(entropy, rel=1e-4)
+    assert run_graph(lambda k, t: term(k, t, "mixture"), mean_targets, pan_truth) > right + 1
 
 
 def test_evaluate_reports_the_fam_on_request(tmp_path):

@@ -260,7 +260,25 @@ def local_motion_weights(truth, local_weight):
     return 1.0 + local_weight * local
 
 
-def alignment_cross_entropy(kernel, truth, local_weight=0.0):
+def block_targets(pan_truth):
+    """Tap weights of a displacement known at PAN resolution, per MS pixel.
+
+    Each PAN pixel's displacement gives bilinear tap weights (:func:`tap_targets`); an MS pixel
+    gets the mean of its 4 x 4 PAN pixels' weights: a mixture whose expectation is the block
+    mean of the displacement. Where an MS pixel is part car and part road the mixture has one
+    mode on the car's motion and one on the road's, which the 81-tap kernel can represent,
+    while the block mean's own tap weights point between the two, where neither lies.
+
+    Args:
+        pan_truth: (B, 4h, 4w, 2) displacement in MS pixels, at PAN resolution.
+
+    Returns:
+        (B, h, w, 81) float32, >= 0, summing to 1 over the taps.
+    """
+    return tf.nn.avg_pool2d(tap_targets(pan_truth), ksize=SCALE, strides=SCALE, padding="VALID")
+
+
+def alignment_cross_entropy(kernel, truth, local_weight=0.0, targets=None):
     """Cross-entropy of the FAM's softmax against :func:`tap_targets` of the truth.
 
     Unlike :func:`alignment_epe`, which only sees the kernel's expectation, this scores every
@@ -271,12 +289,16 @@ def alignment_cross_entropy(kernel, truth, local_weight=0.0):
         truth: (B, h, w, 2) known displacement, MS pixels.
         local_weight: >= 0; with w > 0 the mean over pixels is weighted by
             :func:`local_motion_weights` (``--align_local_weight``).
+        targets: optional (B, h, w, 81) tap weights to score against instead of
+            ``tap_targets(truth)`` (e.g. :func:`block_targets`).
 
     Returns:
         scalar float32 >= 0 (mean, or weighted mean, over pixels of
         -sum_k t_k log(p_k + 1e-8)).
     """
-    ce = -tf.reduce_sum(tap_targets(truth) * tf.math.log(kernel + 1e-8), axis=-1)
+    if targets is None:
+        targets = tap_targets(truth)
+    ce = -tf.reduce_sum(targets * tf.math.log(kernel + 1e-8), axis=-1)
     if local_weight <= 0:
         return tf.reduce_mean(ce)
     weights = local_motion_weights(truth, local_weight)
@@ -284,30 +306,38 @@ def alignment_cross_entropy(kernel, truth, local_weight=0.0):
 
 
 ALIGN_LOSSES = ("epe", "ce")  # --align_loss
+ALIGN_TARGETS = ("mean", "mixture")  # --align_target
 
 
-def with_alignment(terms, kernel, truth, weight, kind="epe", local_weight=0.0):
+def with_alignment(terms, kernel, pan_truth, weight, kind="epe", local_weight=0.0,
+                   target="mean"):
     """Adds ``weight`` x the alignment term to a supervised objective's terms.
 
     Args:
         terms: the dict of :func:`supervised_l1`.
         kernel: (B, h, w, 81) FAM softmax weights.
-        truth: (B, h, w, 2) known displacement, MS pixels.
+        pan_truth: (B, 4h, 4w, 2) known displacement at PAN resolution, MS pixels; its 4 x 4
+            block means are the truth of the soft displacement D.
         weight: > 0.
         kind: "epe" (:func:`alignment_epe` of the soft displacement, which is always logged)
             or "ce" (:func:`alignment_cross_entropy`, logged as ``align_ce``).
         local_weight: the cross-entropy's weight on pixels moving apart from their crop
             (:func:`local_motion_weights`; "ce" only).
+        target: the cross-entropy's tap weights (``--align_target``): "mean", those of the
+            block mean (:func:`tap_targets`); "mixture", the block mean of the PAN pixels'
+            (:func:`block_targets`).
 
     Returns:
         dict with ``loss`` (the sum), ``l1`` (and ``edge_excess`` if present), ``align_epe``
         and, with "ce", ``align_ce``.
     """
+    truth = tf.nn.avg_pool2d(pan_truth, ksize=SCALE, strides=SCALE, padding="VALID")
     out = dict(terms)
     out.setdefault("l1", terms["loss"])
     out["align_epe"] = alignment_epe(ops.fam_displacement(kernel), truth)
     term = out["align_epe"]
     if kind == "ce":
-        out["align_ce"] = term = alignment_cross_entropy(kernel, truth, local_weight)
+        targets = block_targets(pan_truth) if target == "mixture" else None
+        out["align_ce"] = term = alignment_cross_entropy(kernel, truth, local_weight, targets)
     out["loss"] = terms["loss"] + weight * term
     return out

@@ -28,7 +28,8 @@ Misregistration augmentation (:class:`Displacement`): the MS input of a Wald cro
 from the MTF-filtered MS at displaced positions (a global sub-pixel offset of up to
 ``max_offset`` MS pixels plus a smooth local field) while the target stays on the PAN's grid, so
 the supervision itself teaches the feature alignment module to align. Every supervised crop
-also knows that displacement: a fourth element ``flow`` (p, p, 2), the soft displacement the
+also knows that displacement: a fourth element ``flow`` (4p, 4p, 2), where each PAN pixel's
+content lies in the MS; its 4 x 4 block means are the soft displacement the
 FAM should produce (:func:`sipsa_tf.core.ops.fam_displacement`; MS pixels), which the optional
 alignment term of the training objective uses (``--align_weight``, docs/training.md).
 
@@ -255,11 +256,12 @@ class WaldImage:
         return min(self.target.shape[:2]) // SCALE
 
     def crop(self, rng, patch, displacement):
-        """One (ms (p, p, 3), pan (4p, 4p, 1), target (4p, 4p, 3), flow (p, p, 2)) crop.
+        """One (ms (p, p, 3), pan (4p, 4p, 1), target (4p, 4p, 3), flow (4p, 4p, 2)) crop.
 
-        ``flow`` is where, in the MS input, each MS pixel's content lies (MS pixels): the MS
-        is sampled at positions moved by the field (dy, dx), so the content of a PAN position
-        lies at -(dy, dx) / 4 in the MS input.
+        ``flow`` is where, in the MS input, each PAN pixel's content lies (MS pixels; the same
+        on the 4 x 4 PAN pixels of an MS pixel here): the MS is sampled at positions moved by
+        the field (dy, dx), so the content of a PAN position lies at -(dy, dx) / 4 in the MS
+        input.
         """
         h, w = self.target.shape[:2]
         big = SCALE * patch
@@ -279,8 +281,9 @@ class WaldImage:
         pan = self.pan_lr[y:y + big, x:x + big, None]
         flow = -np.stack(np.broadcast_arrays(np.broadcast_to(dy, (patch, patch)),
                                              np.broadcast_to(dx, (patch, patch))), axis=2)
+        flow = np.repeat(np.repeat(flow / SCALE, SCALE, axis=0), SCALE, axis=1)
         return (ms.astype(np.float32), pan, self.target[y:y + big, x:x + big],
-                (flow / SCALE).astype(np.float32))
+                flow.astype(np.float32))
 
 
 class SyntheticScene:
@@ -310,12 +313,10 @@ class SyntheticScene:
         self.target = ndimage.gaussian_filter(pan_time[:, :, :3], (TRUTH_SIGMA, TRUTH_SIGMA, 0)
                                               ).astype(np.float32)
         self.weight = float(SCALE * ms_size) ** 2
-        # where each MS pixel's content lies in the MS: the global offset, plus the motion of a
-        # car on the pixels a car covers at the PAN instant (MS pixels, 4 x 4 block means)
+        # where each PAN pixel's content lies in the MS: the global offset, plus the motion of
+        # a car on the pixels a car covers at the PAN instant (MS pixels, at PAN resolution)
         cars, _ = synthetic.car_flow(info["car_list"], SCALE * ms_size)
-        flow = (cars + np.array(offset)) / SCALE
-        self.flow = flow.reshape(ms_size, SCALE, ms_size, SCALE, 2).mean(axis=(1, 3)).astype(
-            np.float32)
+        self.flow = ((cars + np.array(offset)) / SCALE).astype(np.float32)
 
     def max_patch(self):
         return min(self.ms.shape[:2])
@@ -326,7 +327,7 @@ class SyntheticScene:
         big = SCALE * patch
         Y, X = SCALE * y, SCALE * x
         return (self.ms[y:y + patch, x:x + patch], self.pan[Y:Y + big, X:X + big],
-                self.target[Y:Y + big, X:X + big], self.flow[y:y + patch, x:x + patch])
+                self.target[Y:Y + big, X:X + big], self.flow[Y:Y + big, X:X + big])
 
 
 class FullResImage:
@@ -356,7 +357,7 @@ def synthetic_sources(n, ms_size, seed, displacement):
 def _augment(arrays, rng, vector=None):
     """One random left-right flip and rot90 shared by every array of the batch.
 
-    ``vector``: index of an array of (dy, dx) displacements (B, p, p, 2), whose vectors turn
+    ``vector``: index of an array of (dy, dx) displacements (B, 4p, 4p, 2), whose vectors turn
     with the image: a left-right flip negates dx; each rot90 (counter-clockwise) maps (dy, dx)
     to (-dx, dy).
     """
@@ -390,7 +391,7 @@ def batches(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
             otherwise sources are drawn in proportion to their area.
         augment: one flip + rot90 per batch.
         flow: keep the supervised crops' fourth element, the FAM's target displacement
-            (B, p, p, 2); without it the batches of supervised crops are (ms, pan, target).
+            (B, 4p, 4p, 2) at PAN resolution; without it the batches of supervised crops are (ms, pan, target).
 
     Yields:
         tuples of stacked arrays, one per element of a crop.
@@ -423,7 +424,7 @@ def dataset(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
 
     Returns:
         Dataset of (ms (B, p, p, 3), pan (B, 4p, 4p, 1)[, target (B, 4p, 4p, 3)[, flow
-        (B, p, p, 2)]]) float32, with a target for Wald/synthetic sources and the flow with
+        (B, 4p, 4p, 2)]]) float32, with a target for Wald/synthetic sources and the flow with
         ``flow``.
     """
     import tensorflow as tf
@@ -434,7 +435,7 @@ def dataset(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
     if supervised:
         spec.append(tf.TensorSpec([batch_size, big, big, 3], tf.float32))
         if flow:
-            spec.append(tf.TensorSpec([batch_size, patch, patch, 2], tf.float32))
+            spec.append(tf.TensorSpec([batch_size, big, big, 2], tf.float32))
     if any(isinstance(s, FullResImage) != (not supervised) for s in sources):
         raise UserError("sources mix full-resolution and supervised images")
 

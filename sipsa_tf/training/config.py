@@ -78,6 +78,7 @@ class TrainConfig:
     align_weight: float = 0.0       # wald: weight of the FAM alignment term on known offsets
     align_loss: str = "epe"         # epe (of the soft displacement) or ce (over the 81 taps)
     align_local_weight: float = 0.0  # ce: extra weight on pixels moving apart from their crop
+    align_target: str = "mean"      # ce: tap weights of the block-mean displacement or mixture
     fam_reinit: bool = False        # re-initialise the kernel branch after --init_checkpoint
     fam_temperature: float = 1.0    # FAM softmax temperature at step 0, annealed linearly ...
     fam_temperature_steps: int = 0  # ... to 1 at this global step (0: no temperature)
@@ -151,6 +152,12 @@ class TrainConfig:
         if self.align_loss not in losses.ALIGN_LOSSES:
             raise UserError("--align_loss must be one of %s, got %r"
                             % (", ".join(losses.ALIGN_LOSSES), self.align_loss))
+        if self.align_target not in losses.ALIGN_TARGETS:
+            raise UserError("--align_target must be one of %s, got %r"
+                            % (", ".join(losses.ALIGN_TARGETS), self.align_target))
+        if self.align_target != "mean" and (self.align_loss != "ce" or self.align_weight <= 0):
+            raise UserError("--align_target=%s needs --align_loss=ce and --align_weight > 0"
+                            % self.align_target)
         if self.align_local_weight < 0:
             raise UserError("--align_local_weight must be >= 0, got %s" % self.align_local_weight)
         if self.align_local_weight > 0 and (self.align_loss != "ce" or self.align_weight <= 0):

@@ -114,7 +114,8 @@ class TrainGraph:
             if self.config.align_weight > 0:
                 terms = losses.with_alignment(terms, fwd.kernel, batch["flow"],
                                               self.config.align_weight, self.config.align_loss,
-                                              self.config.align_local_weight)
+                                              self.config.align_local_weight,
+                                              self.config.align_target)
         else:
             terms = losses.sipsa_loss(
                 fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
