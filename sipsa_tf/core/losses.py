@@ -260,6 +260,11 @@ def local_motion_weights(truth, local_weight):
     return 1.0 + local_weight * local
 
 
+def _block_mean(x):
+    """(B, 4h, 4w, C) -> (B, h, w, C): the mean of each MS pixel's 4 x 4 PAN pixels."""
+    return tf.nn.avg_pool2d(x, ksize=SCALE, strides=SCALE, padding="VALID")
+
+
 def block_targets(pan_truth):
     """Tap weights of a displacement known at PAN resolution, per MS pixel.
 
@@ -275,7 +280,7 @@ def block_targets(pan_truth):
     Returns:
         (B, h, w, 81) float32, >= 0, summing to 1 over the taps.
     """
-    return tf.nn.avg_pool2d(tap_targets(pan_truth), ksize=SCALE, strides=SCALE, padding="VALID")
+    return _block_mean(tap_targets(pan_truth))
 
 
 def alignment_cross_entropy(kernel, truth, local_weight=0.0, targets=None):
@@ -331,7 +336,7 @@ def with_alignment(terms, kernel, pan_truth, weight, kind="epe", local_weight=0.
         dict with ``loss`` (the sum), ``l1`` (and ``edge_excess`` if present), ``align_epe``
         and, with "ce", ``align_ce``.
     """
-    truth = tf.nn.avg_pool2d(pan_truth, ksize=SCALE, strides=SCALE, padding="VALID")
+    truth = _block_mean(pan_truth)
     out = dict(terms)
     out.setdefault("l1", terms["loss"])
     out["align_epe"] = alignment_epe(ops.fam_displacement(kernel), truth)

@@ -391,7 +391,8 @@ def batches(sources, patch, batch_size, seed, displacement=NO_DISPLACEMENT,
             otherwise sources are drawn in proportion to their area.
         augment: one flip + rot90 per batch.
         flow: keep the supervised crops' fourth element, the FAM's target displacement
-            (B, 4p, 4p, 2) at PAN resolution; without it the batches of supervised crops are (ms, pan, target).
+            (B, 4p, 4p, 2) at PAN resolution; without it the batches of supervised crops are
+            (ms, pan, target).
 
     Yields:
         tuples of stacked arrays, one per element of a crop.

@@ -15,7 +15,8 @@ most that many finished tiles whatever the scene size. Dask reruns the tasks of 
 dies (killed, or by its nanny for using more than its memory limit); when a task has killed too
 many workers (Dask's ``distributed.scheduler.allowed-failures``), a worker's task fails with an
 ``OSError`` (its disk full, say) or anything else fails, every scene not yet complete is removed;
-the first two give a one-line error naming the scene and the tile. Scenes finished before the failure stay (each is complete).
+the first two give a one-line error naming the scene and the tile. Scenes finished before the
+failure stay (each is complete).
 
 ``dask[distributed]`` is an optional dependency (``pip install sipsa-tf[dask]``); this module
 imports it when called.

@@ -155,13 +155,13 @@ class TrainConfig:
         if self.align_target not in losses.ALIGN_TARGETS:
             raise UserError("--align_target must be one of %s, got %r"
                             % (", ".join(losses.ALIGN_TARGETS), self.align_target))
-        if self.align_target != "mean" and (self.align_loss != "ce" or self.align_weight <= 0):
-            raise UserError("--align_target=%s needs --align_loss=ce and --align_weight > 0"
-                            % self.align_target)
         if self.align_local_weight < 0:
             raise UserError("--align_local_weight must be >= 0, got %s" % self.align_local_weight)
-        if self.align_local_weight > 0 and (self.align_loss != "ce" or self.align_weight <= 0):
-            raise UserError("--align_local_weight needs --align_loss=ce and --align_weight > 0")
+        ce_only = {"--align_target=%s" % self.align_target: self.align_target != "mean",
+                   "--align_local_weight": self.align_local_weight > 0}
+        for name, used in ce_only.items():
+            if used and (self.align_loss != "ce" or self.align_weight <= 0):
+                raise UserError("%s needs --align_loss=ce and --align_weight > 0" % name)
         if not 1.0 <= self.fam_temperature <= 100.0:
             raise UserError("--fam_temperature must be in [1, 100], got %s"
                             % self.fam_temperature)

@@ -204,9 +204,8 @@ def _train(config, pairs, description, scenes, test_dir, manager, log, stderr):
     if removed:
         log("removed leftovers of an interrupted save: %s" % ", ".join(removed))
     for prefix in unreadable:
-        log("skipped %s: checkpoint data is truncated or corrupt (removed); %s"
-            % (prefix, "resuming from %s" % resume if resume else "no complete checkpoint "
-               "left to resume from"))
+        log("skipped %s; %s" % (checkpoints.corrupt(prefix, "removed"), "resuming from %s" % resume
+                                if resume else "no complete checkpoint left to resume from"))
     write_flags(config, [config.log_dir] + (
         [] if isinstance(manager, _ReadOnlyCheckpoints) else [manager.directory]), log)
 
