@@ -45,6 +45,27 @@ def mean_std(x):
     return m, tf.sqrt(tf.abs(q - m * m) + STD_EPS)
 
 
+def normalise(ms, pan):
+    """The network's inputs: MS and PAN each minus its local mean, over its local sd.
+
+    The PAN's statistics are taken at MS resolution (on the 4 x 4 block means) and brought back
+    to PAN resolution by :func:`ops.resize_blur`.
+
+    Args:
+        ms: (B, h, w, 3) float32 MS, values DN / 2047.
+        pan: (B, 4h, 4w, 1) float32 PAN, same scale.
+
+    Returns:
+        (ms_n, pan_n, ms_mean, ms_std): the normalised MS and PAN, and the MS statistics
+        (B, h, w, 3) that map the outputs back.
+    """
+    ms_mean, ms_std = mean_std(ms)
+    pan_mean, pan_std = mean_std(ops.satdown(pan, SCALE))
+    pan_mean = ops.resize_blur(pan_mean, SCALE)
+    pan_std = ops.resize_blur(pan_std, SCALE)
+    return (ms - ms_mean) / ms_std, (pan - pan_mean) / pan_std, ms_mean, ms_std
+
+
 def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None):
     """Normalises, runs the network in its scope, and de-normalises.
 
@@ -66,12 +87,7 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None):
     Returns:
         A :class:`Forward` of tensors.
     """
-    ms_mean, ms_std = mean_std(ms)
-    pan_mean, pan_std = mean_std(ops.satdown(pan, SCALE))
-    pan_mean = ops.resize_blur(pan_mean, SCALE)
-    pan_std = ops.resize_blur(pan_std, SCALE)
-    ms_n = (ms - ms_mean) / ms_std
-    pan_n = (pan - pan_mean) / pan_std
+    ms_n, pan_n, ms_mean, ms_std = normalise(ms, pan)
     with network.network_scope():
         out4, aligned4, kernel = network.sipsa_net(
             ms_n, pan_n, fam=fam, pan_window=pan_window, policy=policy, temperature=temperature,
