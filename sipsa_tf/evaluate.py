@@ -47,6 +47,9 @@ def _define_flags():
     flags.DEFINE_integer("adapt_batch", d.adapt_batch, "Crops per adaptation step.")
     flags.DEFINE_string("split", None, "Split file (experiments/grip_split.json): evaluate only "
                         "its held-out regions of the .mat files in --data_dir, uncropped.")
+    flags.DEFINE_enum("split_part", d.split_part, ["held_out", "validation"], "The part of "
+                      "--split evaluated: held_out (quality figures), or validation (the strip "
+                      "kept for choosing stages and weights, docs/training.md).")
     flags.DEFINE_boolean("alignment", d.alignment, "Also measure SIPSA-Net's feature alignment "
                          "module: its end-point error against known global MS shifts (up to 3 "
                          "MS pixels) and the Q2n drop against GSA's, at reduced resolution "
@@ -82,7 +85,8 @@ def config_from_flags():
         panel_images=tuple(FLAGS.panel_images),
         command="python -m sipsa_tf.evaluate " + " ".join(sys.argv[1:]),
         n_synthetic=FLAGS.n_synthetic, synthetic_size=FLAGS.synthetic_size, seed=FLAGS.seed,
-        progress=FLAGS.progress, split=FLAGS.split or None, precision=FLAGS.precision,
+        progress=FLAGS.progress, split=FLAGS.split or None, split_part=FLAGS.split_part,
+        precision=FLAGS.precision,
         alignment=FLAGS.alignment)
 
 

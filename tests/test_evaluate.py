@@ -187,6 +187,10 @@ def test_run_library_on_mat_folder(tmp_path, rng):
     assert sorted(os.listdir(tmp_path / "out2")) == ["results.csv", "results.md"]
 
 
+SPLIT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     "experiments", "grip_split.json")  # held out and train, no validation
+
+
 def _run_cli(*args):
     return run_command([sys.executable, "-m", "sipsa_tf.evaluate", "--progress=off"]
                        + list(args), env={"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
@@ -243,6 +247,8 @@ def test_entry_point_synthetic_with_adaptation(tmp_path, random_checkpoint):
     (["--data_dir=/nonexistent/grip"], "error: /nonexistent/grip: no such folder"),
     (["--methods=nearest,magic"], "error: unknown method(s) magic"),
     (["--methods=sipsa", "--checkpoint=/nonexistent/ckpt"], "error: /nonexistent/ckpt"),
+    (["--methods=nearest", "--split=" + SPLIT, "--split_part=validation", "--data_dir=/"],
+     "error: %s: the split file has no 'validation' part" % SPLIT),
 ])
 def test_entry_point_bad_input(tmp_path, args, message):
     out = tmp_path / "out"

@@ -36,7 +36,8 @@ class EvalConfig:
     panels: bool = True
     panel_images: tuple = ()       # image names to draw panels for; empty: all
     command: str = None            # the command line, quoted in the report
-    split: str = None              # split file: evaluate its held-out regions of data_dir only
+    split: str = None              # split file: evaluate one part of it (split_part) only
+    split_part: str = "held_out"   # held_out, or validation (for choosing stages, issue 21)
     n_synthetic: int = 4
     synthetic_size: int = 64
     seed: int = 0
@@ -81,11 +82,14 @@ def run(config, stdout=None):
     if config.precision != precisions.FLOAT32:
         notes.append("SIPSA-Net precision: %s (docs/design.md, \"Precision\")" % config.precision)
     if config.split:
-        regions = supervised.load_regions(supervised.load_split(config.split), "held_out",
-                                          config.data_dir)
+        split = supervised.load_split(config.split)
+        if config.split_part not in split:
+            raise EvaluationError("%s: the split file has no '%s' part"
+                                  % (config.split, config.split_part))
+        regions = supervised.load_regions(split, config.split_part, config.data_dir)
         scenes = [Scene(r.name, r.ms, r.pan, r.sensor, r.gains) for r in regions]  # whole
-        notes.append("data: the held-out regions of %s in %s, whole" % (config.split,
-                                                                        config.data_dir))
+        notes.append("data: the %s regions of %s in %s, whole" % (
+            config.split_part.replace("_", "-"), config.split, config.data_dir))
     elif config.data_dir and (os.path.isdir(config.data_dir) or not config.auto_data):
         scenes = load_scenes(config.data_dir, config.max_pan)
         if not scenes:
