@@ -279,12 +279,15 @@ def test_make_test_images_writes_pngs_and_the_metrics_table(scenes, run_to_2, tm
     with open(os.path.join(out_dir, "metrics.csv")) as f:
         rows = [line.split(",") for line in f.read().splitlines()]
     assert rows[0] == ["image", "ms_size", "pan_size", "cropped", "ergas", "scc", "q", "qnr",
-                       "scc2_aligned"]
+                       "scc2_aligned", "fam_dy", "fam_dx", "fam_spread", "fam_max_tap"]
     assert rows[1][:3] == ["test_000", "16x16", "64x64"] and rows[2][0] == "average (1 images)"
     assert rows[1][4:] == rows[2][4:]  # one image: the average is that image
     assert all(np.isfinite(float(v)) for v in rows[1][4:])
+    dy, dx, spread, max_tap = (float(v) for v in rows[1][-4:])
+    assert -4 <= dy <= 4 and -4 <= dx <= 4 and spread >= 0 and 1 / 81 <= max_tap <= 1
     with open(os.path.join(out_dir, "metrics.md")) as f:
-        assert f.read().count("\n") == 4
+        text = f.read()
+    assert text.count("\n") == 6 and image_eval.FAM_NOTE in text
     # The same weights through the library give the same table.
     result = image_eval.evaluate_checkpoint(run_to_2, test_dir, str(tmp_path / "lib"),
                                              stamp="st", log=lambda line: None)
@@ -386,3 +389,16 @@ def test_short_cpu_training_on_synthetic_scenes_lowers_the_loss(tmp_path):
     # measured here: held-out 15878 -> 14490 (-8.7 %), training windows 16666 -> 16183 (-2.9 %)
     assert after < 0.95 * before
     assert last < first
+
+
+def test_fam_summary_on_hand_made_fields():
+    """The test tables' FAM columns: mean D, its spread (RMS distance from the mean) and the
+    mean largest tap, on fields worked out by hand."""
+    d = np.zeros((2, 2, 2))
+    d[0, :, 0] = 1.0   # top row reads from one pixel below, bottom row from one above
+    d[1, :, 0] = -1.0
+    d[:, :, 1] = 0.5
+    assert image_eval.fam_summary(d, np.array([[1.0, 0.5], [0.25, 0.25]])) == \
+        pytest.approx((0.0, 0.5, 1.0, 0.5))
+    # the same shift everywhere: no spread, whatever the shift
+    assert image_eval.fam_summary(np.full((3, 4, 2), -2.0), np.ones((3, 4)))[2] == 0.0

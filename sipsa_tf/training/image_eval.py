@@ -38,20 +38,29 @@ from sipsa_tf.utils import display, files as atomic
 STRETCH_PERCENTILES = display.STRETCH_PERCENTILES
 STRETCH_EPS = 1.0 / 2 ** 10
 METRIC_COLUMNS = ("ergas", "scc", "q", "qnr", "scc2_aligned")
+# What the aligned image is (docs/alignment/alignment.md): the feature alignment module's mean
+# soft displacement D (MS pixels), its spatial spread (0: the same shift everywhere) and the mean
+# largest of its 81 tap weights (1: one-hot, a pure shift).
+FAM_COLUMNS = ("fam_dy", "fam_dx", "fam_spread", "fam_max_tap")
+FAM_NOTE = ("FAM: D = sum_k p_k (dy_k, dx_k), where, in the MS, the aligned image reads each "
+            "pixel from (MS pixels, mean over the image); spread of D 0 = the same shift "
+            "everywhere; largest tap 1 = one-hot, a pure shift (docs/alignment/alignment.md).")
 # The smallest MS side after cropping: the original's Q index pads 32 x 32 blocks by reflection.
 MIN_TEST_MS_SIZE = 12
 
 TestOps = collections.namedtuple(
-    "TestOps", ["ms", "pan", "output", "aligned", "align_x", "align_o"])
+    "TestOps", ["ms", "pan", "output", "aligned", "align_x", "align_o", "displacement",
+                "max_tap"])
 TestOps.__doc__ = """Test tensors: placeholders ms (1, h, w, 3) and pan (1, 4h, 4w, 1); output and
-aligned (1, 4h, 4w, 3) clipped to [0, 1]; align_x and align_o the original's metric lists."""
+aligned (1, 4h, 4w, 3) clipped to [0, 1]; align_x and align_o the original's metric lists;
+displacement (1, h, w, 2) the FAM's soft displacement D and max_tap (1, h, w) its largest tap."""
 
 Scene = collections.namedtuple("Scene", ["name", "ms", "pan", "note"])
 Scene.__doc__ = """A test image ready for the network: ms (1, h, w, 3), pan (1, 4h, 4w, 1)
 float32 values / img_div, cropped; note says what was cropped ("" if nothing)."""
 
 TestResult = collections.namedtuple("TestResult", ["rows", "mean_x", "mean_o", "panels", "files"])
-TestResult.__doc__ = """rows: one dict per image (name, sizes, cropped, the metric columns);
+TestResult.__doc__ = """rows: one dict per image (name, sizes, cropped, the metric and FAM columns);
 mean_x, mean_o: the averaged metric lists (4 floats each); panels: list of (name, uint8
 (H, 4 W, 3) MS|PAN|aligned|output panel); files: paths written."""
 
@@ -63,7 +72,7 @@ def build_test_ops():
         :class:`TestOps`.
     """
     import tensorflow as tf
-    from sipsa_tf.core import metrics, model
+    from sipsa_tf.core import metrics, model, ops as core_ops
 
     ms = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3], name="ms_test")
     pan = tf.compat.v1.placeholder(tf.float32, [1, None, None, 1], name="pan_test")
@@ -71,7 +80,8 @@ def build_test_ops():
     output = tf.clip_by_value(fwd.output, 0.0, 1.0)
     aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
     align_x, align_o = metrics.test_metrics(output, aligned, ms, pan)
-    return TestOps(ms, pan, output, aligned, align_x, align_o)
+    return TestOps(ms, pan, output, aligned, align_x, align_o,
+                   core_ops.fam_displacement(fwd.kernel), tf.reduce_max(fwd.kernel, axis=3))
 
 
 def crop_for_test(ms, pan):
@@ -199,8 +209,9 @@ def run_test_set(session, ops, scenes, out_dir, stamp, save_inputs=False, panels
             log("test image %s cropped: %s" % (scene.name, scene.note))
         feed = {ops.ms: scene.ms, ops.pan: scene.pan}
         feed.update(feed_extra or {})
-        output, aligned, align_x, align_o = session.run(
-            [ops.output, ops.aligned, ops.align_x, ops.align_o], feed)
+        output, aligned, align_x, align_o, disp, max_tap = session.run(
+            [ops.output, ops.aligned, ops.align_x, ops.align_o, ops.displacement, ops.max_tap],
+            feed)
         align_x = np.asarray(align_x, np.float64)
         align_o = np.asarray(align_o, np.float64)
         sum_x += align_x
@@ -222,10 +233,24 @@ def run_test_set(session, ops, scenes, out_dir, stamp, save_inputs=False, panels
                      "cropped": scene.note or "-",
                      "ergas": align_x[0], "scc": align_x[1], "q": align_x[2], "qnr": align_x[3],
                      "scc2_aligned": align_o[1]})
+        rows[-1].update(zip(FAM_COLUMNS, fam_summary(disp[0], max_tap[0])))
     count = max(len(scenes), 1)
     mean_x, mean_o = sum_x / count, sum_o / count
     files.extend(write_tables(rows, mean_x, mean_o, os.path.join(out_dir, table_name)))
     return TestResult(rows, mean_x, mean_o, panel_list, files)
+
+
+def fam_summary(displacement, max_tap):
+    """(mean dy, mean dx, spread of D, mean largest tap) of one image's FAM.
+
+    Args:
+        displacement: (h, w, 2) soft displacement D, MS pixels.
+        max_tap: (h, w) largest softmax weight per pixel, in (0, 1].
+    """
+    from sipsa_tf.evaluation import alignment
+    d = np.asarray(displacement, np.float64)
+    return (float(d[..., 0].mean()), float(d[..., 1].mean()), alignment.spread(d),
+            float(np.mean(max_tap)))
 
 
 def write_tables(rows, mean_x, mean_o, base):
@@ -234,14 +259,17 @@ def write_tables(rows, mean_x, mean_o, base):
     Returns:
         The two paths.
     """
-    columns = ("image", "ms_size", "pan_size", "cropped") + METRIC_COLUMNS
+    numbers = METRIC_COLUMNS + FAM_COLUMNS
+    columns = ("image", "ms_size", "pan_size", "cropped") + numbers
     average = {"image": "average (%d images)" % len(rows), "ms_size": "", "pan_size": "",
                "cropped": "", "ergas": mean_x[0], "scc": mean_x[1], "q": mean_x[2],
                "qnr": mean_x[3], "scc2_aligned": mean_o[1]}
+    average.update({c: float(np.mean([r[c] for r in rows])) if rows else float("nan")
+                    for c in FAM_COLUMNS})
 
     def cell(row, col, digits):
         value = row[col]
-        return ("%.*f" % (digits, value)) if col in METRIC_COLUMNS else str(value)
+        return ("%.*f" % (digits, value)) if col in numbers else str(value)
 
     table = io.StringIO(newline="")
     writer = csv.writer(table)
@@ -249,11 +277,12 @@ def write_tables(rows, mean_x, mean_o, base):
     for row in rows + [average]:
         writer.writerow([cell(row, c, 6) for c in columns])
     atomic.write_text(base + ".csv", table.getvalue())
-    header = ("| image | MS | PAN | cropped | ERGAS | SCC | Q | QNR | SCC2 (aligned) |\n"
-              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n")
+    header = ("| image | MS | PAN | cropped | ERGAS | SCC | Q | QNR | SCC2 (aligned) "
+              "| FAM mean dy | FAM mean dx | spread of D | largest tap |\n"
+              "| --- | --- | --- | --- |" + " ---: |" * len(numbers) + "\n")
     atomic.write_text(base + ".md", header + "".join(
         "| " + " | ".join(cell(row, c, 4) for c in columns) + " |\n"
-        for row in rows + [average]))
+        for row in rows + [average]) + "\n" + FAM_NOTE + "\n")
     return [base + ".csv", base + ".md"]
 
 
