@@ -11,7 +11,9 @@ with the same crops in the same order, on synthetic scenes only (the training ge
 ``--synthetic_fraction``: ``--scenes`` scenes of MS 64, 75% displaced by up to 2 MS px, cars
 moving 4-14 PAN px), with the cross-entropy alignment term (``--align_loss=ce``, moving-pixel
 weight ``--local_weight``, the block-mean target), Adam at ``--lr`` (x0.1 after 80% of the
-steps). Variants:
+steps). With ``--real_fraction`` that share of the crops comes instead from the real training
+regions of ``--split`` (Wald-degraded, 60% displaced by up to 2 MS px, as the trainer's crops;
+they have no cars). Variants:
 
 - ``original``: the kernel branch's layers as SIPSA-Net has them (conv01-conv11: two 9 x 9
   convolutions on [space_to_depth(PAN), MS], residual blocks, 81 logits, softmax), He-normal
@@ -117,7 +119,7 @@ def benchmark_rows(run_fn, scenes, offsets, ms_size=48):
     return rows
 
 
-def run_variant(variant, args, sources, log):
+def run_variant(variant, args, sources, log, real=(), shift=None):
     import tensorflow as tf
     from sipsa_tf.core import losses, model, ops
     graph = tf.Graph()
@@ -139,8 +141,10 @@ def run_variant(variant, args, sources, log):
     rng = np.random.default_rng(args.seed)
     start, losses_seen = time.time(), []
     for step in range(1, args.steps + 1):
-        picks = rng.integers(len(sources), size=args.batch)
-        crops = [sources[i].crop(rng, args.ms_patch) for i in picks]
+        crops = [real[rng.integers(len(real))].crop(rng, args.ms_patch, shift)
+                 if real and rng.random() < args.real_fraction
+                 else sources[rng.integers(len(sources))].crop(rng, args.ms_patch)
+                 for _ in range(args.batch)]
         feed = {ms: np.stack([c[0] for c in crops]), pan: np.stack([c[1] for c in crops]),
                 truth: block_truth(np.stack([c[3] for c in crops])),
                 lr: args.lr * (0.1 if step > 0.8 * args.steps else 1.0)}
@@ -173,6 +177,9 @@ def main(argv=None):
     parser.add_argument("--train_scenes", type=int, default=256)
     parser.add_argument("--offsets", default="0,2,4,8", help="PAN pixels (benchmark's d)")
     parser.add_argument("--seed", type=int, default=27)
+    parser.add_argument("--real_fraction", type=float, default=0.0)
+    parser.add_argument("--data_dir", default="../shared/data/grip")
+    parser.add_argument("--split", default="experiments/grip_split_val.json")
     args = parser.parse_args(argv)
     args.offsets = [int(v) for v in args.offsets.split(",")]
     variants = args.variants.split(",")
@@ -183,12 +190,18 @@ def main(argv=None):
     from sipsa_tf.data import supervised
     shifts = supervised.Displacement(max_offset=2.0, local_offset=0.5, aligned_fraction=0.25)
     sources = supervised.synthetic_sources(args.train_scenes, 64, args.seed, shifts)
+    real, real_shift = [], supervised.Displacement(max_offset=2.0, local_offset=0.5,
+                                                   aligned_fraction=0.4)
+    if args.real_fraction > 0:
+        split = supervised.load_split(args.split)
+        real = [supervised.WaldImage(r)
+                for r in supervised.load_regions(split, "train", args.data_dir)]
     log = lambda line: print(line, flush=True)
     lines = ["# Moving-car probe: kernel branch alone, with and without a correlation", "",
              "Command: `python experiments/car_probe.py %s`." % " ".join(sys.argv[1:]), ""]
     results = {}
     for variant in variants:
-        rows, n_params, seconds = run_variant(variant, args, sources, log)
+        rows, n_params, seconds = run_variant(variant, args, sources, log, real, real_shift)
         results[variant] = rows
         lines.append("- `%s`: %d parameters, %d steps in %.0f s." % (variant, n_params,
                                                                       args.steps, seconds))
