@@ -30,7 +30,7 @@ def measure(checkpoint, scenes, departs):
         for scene in scenes:
             disp = model.alignment(scene.ms, scene.pan[:, :, 0])["displacement"]
             h, w = scene.ms.shape[:2]
-            truth = scene.flow.astype(np.float64).reshape(h, SCALE, w, SCALE, 2).mean(axis=(1, 3))
+            truth = alignment.block_mean(scene.flow)
             glob = np.broadcast_to(np.asarray(scene.offset) / SCALE, truth.shape)
             inner = np.zeros((h, w), bool)
             inner[3:-3, 3:-3] = True

@@ -89,12 +89,6 @@ def kernel_logits(ms_n, pan_n, variant):
     return logits
 
 
-def block_truth(flow):
-    """(B, 4h, 4w, 2) PAN-resolution displacement -> (B, h, w, 2) block means."""
-    b, H, W, _ = flow.shape
-    return flow.reshape(b, H // 4, 4, W // 4, 4, 2).mean(axis=(2, 4))
-
-
 def benchmark_rows(run_fn, scenes, offsets, ms_size=48):
     """EPEs of ``run_fn(ms, pan) -> D (h, w, 2)`` on the misalignment benchmark's scenes."""
     sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
@@ -122,6 +116,7 @@ def benchmark_rows(run_fn, scenes, offsets, ms_size=48):
 def run_variant(variant, args, sources, log, real=(), shift=None):
     import tensorflow as tf
     from sipsa_tf.core import losses, model, ops
+    from sipsa_tf.evaluation import alignment
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(args.seed)
@@ -146,7 +141,7 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
                  else sources[rng.integers(len(sources))].crop(rng, args.ms_patch)
                  for _ in range(args.batch)]
         feed = {ms: np.stack([c[0] for c in crops]), pan: np.stack([c[1] for c in crops]),
-                truth: block_truth(np.stack([c[3] for c in crops])),
+                truth: alignment.block_mean(np.stack([c[3] for c in crops])),
                 lr: args.lr * (0.1 if step > 0.8 * args.steps else 1.0)}
         _, value = session.run([train, loss], feed)
         losses_seen.append(value)

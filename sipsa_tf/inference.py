@@ -64,8 +64,7 @@ class Pansharpener(Closing):
             fwd = model.forward(self._ms, self._pan, fam=fam, policy=self.precision)
             self._output = tf.clip_by_value(fwd.output, 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
-            self._alignment = {"displacement": ops.fam_displacement(fwd.kernel),
-                               "max_tap": tf.reduce_max(fwd.kernel, axis=3)}
+            self._alignment = ops.fam_alignment(fwd.kernel)
             self._metrics = metrics.test_metrics(self._output, self._aligned, self._ms, self._pan)
             self._loss = losses.sipsa_loss(fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
                                            per_sample=per_sample, literal=literal)["loss"]

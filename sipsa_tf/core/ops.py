@@ -149,6 +149,12 @@ def fam_displacement(kernel):
     return tf.tensordot(kernel, tf.constant(fam_offsets()), axes=[[3], [0]])
 
 
+def fam_alignment(kernel):
+    """What the FAM does per pixel: {"displacement": (B, h, w, 2) :func:`fam_displacement`,
+    "max_tap": (B, h, w) the largest of the 81 softmax weights (1 = one-hot)}."""
+    return {"displacement": fam_displacement(kernel), "max_tap": tf.reduce_max(kernel, axis=3)}
+
+
 def _windows(xp, half):
     """Windows of a zero-padded map: ``window(dy, dx)`` holds x[i + dy, j + dx] at (i, j).
 

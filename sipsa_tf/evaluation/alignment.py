@@ -74,6 +74,27 @@ def spread(displacement, mask=None):
     return float(np.sqrt(np.mean(np.sum((d - d.mean(axis=0)) ** 2, axis=1))))
 
 
+def summary(displacement, max_tap):
+    """What the FAM did on one image: dict of "max_tap" (mean largest tap weight), "spread"
+    (:func:`spread`), "d_mean_y" and "d_mean_x" (mean D, MS pixels).
+
+    Args:
+        displacement: (h, w, 2) soft displacement D.
+        max_tap: (h, w) largest softmax weight per pixel.
+    """
+    d = np.asarray(displacement, np.float64)
+    return {"max_tap": float(np.mean(max_tap)), "spread": spread(d),
+            "d_mean_y": float(d[..., 0].mean()), "d_mean_x": float(d[..., 1].mean())}
+
+
+def block_mean(a):
+    """(..., 4h, 4w, C) -> (..., h, w, C) float64: the mean over each MS pixel's 4 x 4 PAN
+    pixels (NumPy twin of the training loss's block mean)."""
+    a = np.asarray(a, np.float64)
+    *lead, height, width, c = a.shape
+    return a.reshape(*lead, height // SCALE, SCALE, width // SCALE, SCALE, c).mean(axis=(-4, -2))
+
+
 def flow_colours(displacement, max_norm=3.0):
     """A displacement field as RGB (hue = direction, saturation = length / max_norm).
 
@@ -152,11 +173,7 @@ def synthetic_truth(shift, car_list, ms_size):
     from sipsa_tf.data import synthetic
     flow, body = synthetic.car_flow(car_list, SCALE * ms_size)
     flow = flow + np.asarray(shift, np.float64)
-
-    def blocks(a):
-        return a.reshape(ms_size, SCALE, ms_size, SCALE, *a.shape[2:]).mean(axis=(1, 3))
-
-    return blocks(flow) / SCALE, blocks(body.astype(np.float64)) >= CAR_COVER
+    return block_mean(flow) / SCALE, block_mean(body[..., None])[..., 0] >= CAR_COVER
 
 
 def synthetic_epe(pansharpener, ms, pan, shift, car_list, border=2):
@@ -227,9 +244,8 @@ def measure_real(pansharpener, scenes, shifts=DEFAULT_SHIFTS, gsa=True, keep=Non
             truth = np.array(shift, np.float64)
             row = {"image": scene.name, "dy": float(shift[0]), "dx": float(shift[1]),
                    "epe": endpoint_error(d, truth), "epe_zero": float(np.linalg.norm(truth)),
-                   "max_tap": float(_inner(res["max_tap"], border).mean()),
-                   "spread": spread(d), "d_mean_y": float(d[..., 0].mean()),
-                   "d_mean_x": float(d[..., 1].mean()), "border": border}
+                   "border": border}
+            row.update(summary(d, _inner(res["max_tap"], border)))
             ref = _inner(wald.reference, border, SCALE)
             row["q2n_sipsa"] = _q2n(_inner(fused["output"], border, SCALE), ref)
             if gsa:

@@ -80,8 +80,9 @@ def build_test_ops():
     output = tf.clip_by_value(fwd.output, 0.0, 1.0)
     aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
     align_x, align_o = metrics.test_metrics(output, aligned, ms, pan)
-    return TestOps(ms, pan, output, aligned, align_x, align_o,
-                   core_ops.fam_displacement(fwd.kernel), tf.reduce_max(fwd.kernel, axis=3))
+    fam = core_ops.fam_alignment(fwd.kernel)
+    return TestOps(ms, pan, output, aligned, align_x, align_o, fam["displacement"],
+                   fam["max_tap"])
 
 
 def crop_for_test(ms, pan):
@@ -248,9 +249,8 @@ def fam_summary(displacement, max_tap):
         max_tap: (h, w) largest softmax weight per pixel, in (0, 1].
     """
     from sipsa_tf.evaluation import alignment
-    d = np.asarray(displacement, np.float64)
-    return (float(d[..., 0].mean()), float(d[..., 1].mean()), alignment.spread(d),
-            float(np.mean(max_tap)))
+    summary = alignment.summary(displacement, max_tap)
+    return tuple(summary[key] for key in ("d_mean_y", "d_mean_x", "spread", "max_tap"))
 
 
 def write_tables(rows, mean_x, mean_o, base):
