@@ -88,6 +88,9 @@ def _define_flags():
     flags.DEFINE_float("edge_weight", d.edge_weight, "Wald: weight of the edge-excess term "
                        "(Sobel edges of the output that the target lacks within 1 pixel; "
                        "penalises ghosts and ringing, docs/training.md). 0: L1 only.")
+    flags.DEFINE_float("sam_weight", d.sam_weight, "Wald: weight of the mean spectral angle "
+                       "(radians) between the output and the reference, added to the L1 "
+                       "(docs/training.md, stage K). 0: no such term.")
     flags.DEFINE_float("align_weight", d.align_weight, "Wald: weight of the feature alignment "
                        "module's end-point error against the crops' known MS displacement "
                        "(docs/training.md, 'The feature alignment module'). 0: no such term.")

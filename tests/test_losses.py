@@ -191,3 +191,33 @@ def test_supervised_loss_adds_the_weighted_edge_excess(rng):
     assert terms["l1"] == pytest.approx(plain["loss"], rel=1e-6)
     assert terms["edge_excess"] == pytest.approx(_edge_excess_numpy(output, target), rel=1e-5)
     assert terms["loss"] == pytest.approx(terms["l1"] + 2.0 * terms["edge_excess"], rel=1e-6)
+
+
+def test_spectral_angle_against_numpy(rng):
+    output = rng.uniform(0.05, 1, (2, 5, 4, 3)).astype(np.float32)
+    target = rng.uniform(0.05, 1, (2, 5, 4, 3)).astype(np.float32)
+    cosine = (np.sum(output.astype(np.float64) * target, axis=-1)
+              / np.linalg.norm(output, axis=-1) / np.linalg.norm(target, axis=-1))
+    expected = np.mean(np.arccos(np.clip(cosine, -1, 1)))
+    got = run_graph(losses.spectral_angle, output, target)
+    assert got == pytest.approx(expected, rel=1e-4)
+    # Hand-made: orthogonal spectra are pi / 2 apart, a spectrum and its double 0 apart.
+    a = np.array([[[[1, 0, 0]]]], np.float32)
+    b = np.array([[[[0, 2, 0]]]], np.float32)
+    assert run_graph(losses.spectral_angle, a, b) == pytest.approx(np.pi / 2, rel=1e-6)
+    assert run_graph(losses.spectral_angle, a, 2 * a) == pytest.approx(0, abs=1e-5)
+
+
+def test_spectral_angle_term_is_added_with_its_weight_and_has_a_finite_gradient(rng):
+    output = rng.uniform(0.05, 1, (1, 4, 4, 3)).astype(np.float32)
+
+    def terms_and_gradient(o, t):
+        terms = losses.with_spectral_angle(losses.supervised_l1(o, t), o, t, 0.25)
+        return dict(terms, grad=tf.gradients(terms["sam"], o)[0])
+
+    same = run_graph(terms_and_gradient, output, output)
+    assert tuple(k for k in same if k != "grad") == losses.supervised_terms(sam_weight=0.25)
+    assert same["sam"] == pytest.approx(0, abs=1e-5)
+    assert np.all(np.isfinite(same["grad"]))
+    other = run_graph(terms_and_gradient, output, output[..., ::-1].copy())
+    assert other["loss"] == pytest.approx(other["l1"] + 0.25 * other["sam"], rel=1e-6)

@@ -175,6 +175,27 @@ def test_wald_config_refuses_bad_settings(tmp_path):
         loop.TrainConfig(edge_weight=1.0, **base).validate()
     with pytest.raises(ValueError, match="--edge_weight must be >= 0"):
         loop.TrainConfig(objective="wald", edge_weight=-1.0, **base).validate()
+    with pytest.raises(ValueError, match="--sam_weight needs --objective=wald"):
+        loop.TrainConfig(sam_weight=0.1, **base).validate()
+    with pytest.raises(ValueError, match="--sam_weight must be >= 0"):
+        loop.TrainConfig(objective="wald", sam_weight=-0.1, **base).validate()
+
+
+def test_wald_graph_with_sam_weight_logs_the_spectral_angle(rng, tmp_path):
+    config = loop.TrainConfig(data_dir=str(tmp_path), log_dir=str(tmp_path),
+                              objective="wald", edge_weight=1.0, sam_weight=0.5, seed=0)
+    graph = loop.TrainGraph(config, test_ops=False)
+    image = supervised.WaldImage(_region(rng, 32, 32))
+    crops = [image.crop(rng, 8, supervised.NO_DISPLACEMENT)[:3] for _ in range(2)]
+    ms, pan, target = [np.stack(parts) for parts in zip(*crops)]
+    grey = np.repeat(target.mean(axis=3, keepdims=True), 3, axis=3)  # a spectrum to miss
+    with graph.session() as session:
+        graph.initialize(session)
+        terms = session.run(graph.loss_terms, graph.feed(ms, pan, grey))
+    assert graph.loss_names == ("loss", "l1", "edge_excess", "sam")
+    assert terms["sam"] > 0
+    assert terms["loss"] == pytest.approx(
+        terms["l1"] + terms["edge_excess"] + 0.5 * terms["sam"], rel=1e-5)
 
 
 def test_synthetic_scenes_have_their_own_aligned_share(tmp_path):

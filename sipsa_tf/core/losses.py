@@ -199,13 +199,55 @@ def supervised_l1(output, target, edge_weight=0.0):
     return {"loss": l1 + edge_weight * excess, "l1": l1, "edge_excess": excess}
 
 
-def supervised_terms(edge_weight=0.0, align_weight=0.0, align_loss="epe"):
-    """The keys :func:`supervised_l1` (and :func:`with_alignment`) return, in log order
-    (``loss`` first)."""
-    if align_weight > 0:
-        return supervised_terms(edge_weight) + (("l1",) if edge_weight <= 0 else ()) + (
-            "align_epe",) + (("align_ce",) if align_loss == "ce" else ())
-    return ("loss",) if edge_weight <= 0 else ("loss", "l1", "edge_excess")
+def supervised_terms(edge_weight=0.0, align_weight=0.0, align_loss="epe", sam_weight=0.0):
+    """The keys :func:`supervised_l1` (with :func:`with_alignment` and
+    :func:`with_spectral_angle`) returns, in log order (``loss`` first; ``l1`` whenever another
+    term is added)."""
+    extra = ((("edge_excess",) if edge_weight > 0 else ())
+             + (("align_epe",) + (("align_ce",) if align_loss == "ce" else ())
+                if align_weight > 0 else ())
+             + (("sam",) if sam_weight > 0 else ()))
+    return ("loss",) + (("l1",) + extra if extra else ())
+
+
+def spectral_angle(output, target, eps=1e-12):
+    """Mean spectral angle between two images, radians: the training form of SAM.
+
+    Per pixel atan2(|o x t|, o . t) over the three bands, which keeps a finite gradient where
+    the spectra agree (arccos of the normalised dot product does not); ``eps`` under the square
+    root of |o x t|^2 keeps it finite where they are parallel.
+
+    Args:
+        output, target: (B, H, W, 3) float32 on the same scale (values DN / img_div).
+        eps: floor of |o x t|^2.
+
+    Returns:
+        scalar float32 in [0, pi]: the mean over pixels (the quality index ``sam`` of
+        sipsa_tf.evaluation.quality is the same mean in degrees, over non-zero pixels).
+    """
+    cross = tf.linalg.cross(output, target)
+    sine = tf.sqrt(tf.reduce_sum(tf.square(cross), axis=-1) + eps)
+    cosine = tf.reduce_sum(output * target, axis=-1)
+    return tf.reduce_mean(tf.atan2(sine, cosine))
+
+
+def with_spectral_angle(terms, output, target, weight):
+    """Adds ``weight`` x :func:`spectral_angle` (logged as ``sam``) to a supervised
+    objective's terms (``--sam_weight``, docs/training.md).
+
+    Args:
+        terms: the dict of :func:`supervised_l1` (or :func:`with_alignment`).
+        output, target: as for :func:`supervised_l1`, three bands.
+        weight: > 0.
+
+    Returns:
+        dict with ``loss`` (the sum), ``l1`` and the other terms, and ``sam`` (radians).
+    """
+    out = dict(terms)
+    out.setdefault("l1", terms["loss"])
+    out["sam"] = spectral_angle(output, target)
+    out["loss"] = terms["loss"] + weight * out["sam"]
+    return out
 
 
 def alignment_epe(displacement, truth):

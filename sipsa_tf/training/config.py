@@ -72,6 +72,7 @@ class TrainConfig:
     synthetic_aligned_fraction: float = None  # wald: share of synthetic scenes left aligned
                                               # (default: aligned_fraction)
     edge_weight: float = 0.0        # wald: weight of the edge-excess (anti-ghosting) term
+    sam_weight: float = 0.0         # wald: weight of the spectral-angle term (radians)
     # The feature alignment module (docs/training.md, "The feature alignment module"); the
     # defaults are the original's: no alignment term, no temperature, nothing re-initialised
     # or frozen, and the forward graph is the original's whatever these are.
@@ -99,7 +100,7 @@ class TrainConfig:
         if self.objective == "wald":
             from sipsa_tf.core import losses  # TensorFlow: not at import (command lines' flags)
             return losses.supervised_terms(self.edge_weight, self.align_weight,
-                                           self.align_loss)
+                                           self.align_loss, self.sam_weight)
         return OBJECTIVES[self.objective]
 
     @property
@@ -145,8 +146,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 1:
                 raise UserError("--%s must be in [0, 1], got %s" % (name, value))
-        if self.edge_weight < 0:
-            raise UserError("--edge_weight must be >= 0, got %s" % self.edge_weight)
+        for name in ("edge_weight", "sam_weight"):
+            if getattr(self, name) < 0:
+                raise UserError("--%s must be >= 0, got %s" % (name, getattr(self, name)))
         if self.align_weight < 0:
             raise UserError("--align_weight must be >= 0, got %s" % self.align_weight)
         if self.align_loss not in losses.ALIGN_LOSSES:
@@ -177,7 +179,7 @@ class TrainConfig:
                 self.strategy != "default":
             raise UserError("--freeze_steps, --fam_reinit and --fam_temperature need "
                             "--strategy=default")
-        for name in ("synthetic_fraction", "edge_weight", "align_weight"):
+        for name in ("synthetic_fraction", "edge_weight", "align_weight", "sam_weight"):
             if getattr(self, name) > 0 and self.objective != "wald":
                 raise UserError("--%s needs --objective=wald" % name)
         check_strategy(self.strategy, self.devices)

@@ -116,6 +116,9 @@ class TrainGraph:
                                               self.config.align_weight, self.config.align_loss,
                                               self.config.align_local_weight,
                                               self.config.align_target)
+            if self.config.sam_weight > 0:
+                terms = losses.with_spectral_angle(terms, fwd.output, batch["target"],
+                                                   self.config.sam_weight)
         else:
             terms = losses.sipsa_loss(
                 fwd.out4, fwd.aligned4, fwd.ms_n, fwd.pan_n,
