@@ -19,6 +19,10 @@ class CheckpointError(UserError):
 
 
 STATE_FILE = "checkpoint"  # TensorFlow's checkpoint state file
+FLAGS_FILE = "flags.txt"  # the training run's settings, written beside its checkpoints
+# Training settings that change the forward graph (not its variables): read back by
+# forward_options so that a checkpoint runs with the graph it was trained with.
+FORWARD_FLAGS = ("align_statistics",)
 
 
 def prefix_step(prefix):
@@ -185,3 +189,29 @@ def restore(session, prefix, variables):
     check_variables(prefix, variables)
     saver = tf.compat.v1.train.Saver(var_list={v.op.name: v for v in variables})
     restore_with(session, saver, prefix)
+
+
+def forward_options(prefix):
+    """The forward-graph options a checkpoint was trained with, from the ``flags.txt`` beside it.
+
+    A checkpoint of the original code, or one without ``flags.txt``, gets the original graph.
+
+    Args:
+        prefix: a checkpoint prefix (:func:`resolve`).
+
+    Returns:
+        dict: ``align_statistics`` (bool), for :func:`sipsa_tf.core.model.forward`.
+    """
+    options = {name: False for name in FORWARD_FLAGS}
+    path = os.path.join(os.path.dirname(prefix), FLAGS_FILE)
+    if not os.path.exists(path):
+        return options
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            flag = line.strip().lstrip("-")
+            name, _, value = flag.partition("=")
+            if name in options:
+                options[name] = value.lower() not in ("false", "0") if value else True
+            elif name.startswith("no") and name[2:] in options and not value:
+                options[name[2:]] = False
+    return options

@@ -44,6 +44,10 @@ class Pansharpener(Closing):
             FAM, metrics and loss stay float32 and the checkpoint is the same. A precision this
             machine does not compute natively is said once on stderr.
 
+    The forward graph is the one the checkpoint was trained with: a run of ``--align_statistics``
+    says so in the ``flags.txt`` beside its checkpoints (:func:`checkpoints.forward_options`),
+    and its outputs are then de-normalised with the FAM-moved statistics.
+
     Raises:
         CheckpointError (a ValueError): checkpoint missing, unreadable, or with missing or
             mis-shaped variables (all listed in one message).
@@ -61,7 +65,9 @@ class Pansharpener(Closing):
             self._ms = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], "ms")
             self._pan = tf.compat.v1.placeholder(tf.float32, [None, None, None, 1], "pan")
             fam = ops.local_conv_literal if literal else ops.local_conv_fused
-            fwd = model.forward(self._ms, self._pan, fam=fam, policy=self.precision)
+            options = ({} if self.checkpoint is None
+                       else checkpoints.forward_options(self.checkpoint))
+            fwd = model.forward(self._ms, self._pan, fam=fam, policy=self.precision, **options)
             self._output = tf.clip_by_value(fwd.output, 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
             self._alignment = ops.fam_alignment(fwd.kernel)

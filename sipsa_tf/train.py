@@ -113,6 +113,11 @@ def _define_flags():
                        "(1-100), annealed linearly to 1 at --fam_temperature_steps.")
     flags.DEFINE_integer("fam_temperature_steps", d.fam_temperature_steps, "Global step at which "
                          "the FAM temperature reaches 1 (0: no temperature, the original).")
+    flags.DEFINE_boolean("align_statistics", d.align_statistics, "De-normalise the outputs with "
+                         "the MS's local mean and sd moved by the FAM's own weights instead of "
+                         "those of the MS as it came (docs/training.md, stage L). Same variables; "
+                         "the forward graph differs from the original's, and the checkpoint's "
+                         "flags.txt tells inference to use it.")
     flags.DEFINE_integer("freeze_steps", d.freeze_steps, "Until this global step only the kernel "
                          "branch (conv01-conv11) learns; the rest is frozen (0: all learn).")
     flags.DEFINE_enum("strategy", d.strategy, ["default", "mirrored", "multi_worker"],

@@ -177,7 +177,8 @@ def test_fam_flags_are_refused_out_of_range(tmp_path):
 def test_fam_options_keep_the_variable_names_and_shapes(tmp_path):
     from sipsa_tf.training.graph import TrainGraph
     config = _train_config(tmp_path, align_weight=1.0, fam_reinit=True, init_checkpoint="x",
-                           fam_temperature=10.0, fam_temperature_steps=5, freeze_steps=3)
+                           fam_temperature=10.0, fam_temperature_steps=5, freeze_steps=3,
+                           align_statistics=True)
     graph = TrainGraph(config, test_ops=False)
     names = ["%s %s" % (v.op.name, v.shape.as_list()) for v in graph.network_variables]
     with open(GOLDEN, encoding="utf-8") as f:
@@ -336,3 +337,56 @@ def test_training_with_the_alignment_term_moves_the_displacement_towards_the_shi
     d1 = alignment.soft_displacement(after).reshape(-1, 2).mean(0)
     assert abs(d0[0]) < 0.2
     assert d1[0] > d0[0] + 0.5 and abs(d1[1]) < 0.3, (d0, d1)
+
+
+def test_fam_mirrored_matches_numpy(rng):
+    # The FAM on maps without a neutral value: taps beyond the image read mirrored values.
+    values = rng.uniform(0.1, 1.0, (1, 6, 7, 3))
+    kernel = _softmax(rng.normal(0, 2, size=(1, 6, 7, 81)))
+    padded = np.pad(values, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="symmetric")
+    expected = np.zeros_like(values)
+    for a in range(9):
+        for b in range(9):
+            expected += kernel[..., 9 * a + b:9 * a + b + 1] * padded[:, a:a + 6, b:b + 7]
+    got = run_graph(lambda v, k: ops.fam_mirrored(ops.local_conv, v, k), values, kernel)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # One-hot on (dy, dx) = (-2, 3): the value 2 rows up and 3 columns right, mirrored past the
+    # edge (row -1 reads row 0, column 7 reads column 6).
+    one_hot = np.zeros((1, 6, 7, 81))
+    one_hot[..., 9 * 2 + 7] = 1.0
+    got = run_graph(lambda v, k: ops.fam_mirrored(ops.local_conv, v, k), values, one_hot)
+    np.testing.assert_allclose(got[0, 3, 2], values[0, 1, 5], rtol=1e-6)
+    np.testing.assert_allclose(got[0, 1, 4], values[0, 0, 6], rtol=1e-6)
+
+
+def _checkpoint_with_flags(tmp_path, name, flags_text):
+    from conftest import write_random_checkpoint
+    folder = tmp_path / name
+    folder.mkdir()
+    prefix = write_random_checkpoint(str(folder / "model-0"), seed=5)
+    if flags_text is not None:
+        (folder / "flags.txt").write_text(flags_text)
+    return prefix
+
+
+def test_a_checkpoint_runs_with_the_statistics_option_it_was_trained_with(tmp_path, rng):
+    from sipsa_tf import checkpoints, scene
+    from sipsa_tf.inference import Pansharpener
+    plain = _checkpoint_with_flags(tmp_path, "plain", None)
+    moved = _checkpoint_with_flags(tmp_path, "moved", "--objective=wald\n--align_statistics\n")
+    off = _checkpoint_with_flags(tmp_path, "off", "--noalign_statistics\n")
+    assert checkpoints.forward_options(plain) == {"align_statistics": False}
+    assert checkpoints.forward_options(off) == {"align_statistics": False}
+    assert checkpoints.forward_options(moved) == {"align_statistics": True}
+    ms = rng.uniform(0.05, 0.5, (12, 12, 3)).astype(np.float32)
+    pan = rng.uniform(0.05, 0.5, (48, 48)).astype(np.float32)
+    with Pansharpener(plain) as p, Pansharpener(moved) as m:
+        a, b = p(ms, pan), m(ms, pan)
+    # Same variables, other de-normalisation: the outputs differ, the FAM's weights do not.
+    assert np.abs(a["output"] - b["output"]).max() > 1e-3
+    tile_model = scene.TileModel(moved)
+    try:
+        tiled, _ = tile_model(ms, pan, (0, 0, 48, 48))
+    finally:
+        tile_model.close()
+    np.testing.assert_allclose(tiled, b["output"], atol=5e-6)

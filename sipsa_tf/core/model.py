@@ -66,7 +66,8 @@ def normalise(ms, pan):
     return (ms - ms_mean) / ms_std, (pan - pan_mean) / pan_std, ms_mean, ms_std
 
 
-def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None):
+def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None,
+            align_statistics=False):
     """Normalises, runs the network in its scope, and de-normalises.
 
     Args:
@@ -83,6 +84,11 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None):
             every returned tensor are float32.
         temperature: optional scalar tensor dividing the FAM's logits (training only; see
             :func:`network.sipsa_net`).
+        align_statistics: False (the original): the outputs are de-normalised with the local
+            mean and standard deviation of the MS as it came. True: with those statistics
+            moved by the FAM's own weights (:func:`ops.fam_mirrored`), so that a misregistered
+            MS does not bring its misregistered local mean back into the output
+            (docs/training.md, stage L). Same variables either way; the outputs differ.
 
     Returns:
         A :class:`Forward` of tensors.
@@ -93,6 +99,9 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None):
             ms_n, pan_n, fam=fam, pan_window=pan_window, policy=policy, temperature=temperature,
             with_kernel=True)
     bands = MS_BANDS
+    if align_statistics:
+        ms_mean, ms_std = (ops.fam_mirrored(fam or ops.local_conv, t, kernel)
+                           for t in (ms_mean, ms_std))
     up_mean = ops.resize_blur(ms_mean, SCALE)
     up_std = ops.resize_blur(ms_std, SCALE)
     aligned_up = ops.resize_blur(aligned4[..., :bands], SCALE)

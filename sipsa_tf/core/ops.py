@@ -264,6 +264,29 @@ def local_conv(features, kernel):
     return _local_conv_lean(features, kernel)
 
 
+def fam_mirrored(fam, values, kernel):
+    """A FAM op applied to maps that have no neutral value, reading mirrored values beyond the
+    image instead of the zeros the FAM reads there.
+
+    Used to move the MS's local statistics with the FAM's weights (``--align_statistics``,
+    :func:`sipsa_tf.core.model.forward`): a zero local mean at the border would pull the
+    de-normalised output to black there.
+
+    Args:
+        fam: the FAM op (:func:`local_conv`, :func:`local_conv_fused` or
+            :func:`local_conv_literal`).
+        values: (B, H, W, C) float32, H and W > 4 (the mirror reads 4 pixels in).
+        kernel: (B, H, W, 81) FAM weights.
+
+    Returns:
+        (B, H, W, C) float32: per pixel sum_k kernel_k x values at the tap's offset.
+    """
+    half = FAM_KERNEL // 2
+    pad = [[0, 0], [half, half], [half, half], [0, 0]]
+    out = fam(tf.pad(values, pad, mode="SYMMETRIC"), tf.pad(kernel, pad))
+    return out[:, half:-half, half:-half, :]
+
+
 def local_conv_fused(features, kernel):
     """The FAM of :func:`local_conv` compiled by XLA into one loop: the fast inference FAM.
 

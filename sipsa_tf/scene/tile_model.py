@@ -30,6 +30,8 @@ class TileModel:
         threads: TensorFlow intra-op threads (0: default).
         seed: graph-level seed for the random initialisation.
         precision: the network's precision policy or its name (:mod:`sipsa_tf.core.precision`).
+
+    The forward graph follows the checkpoint's ``flags.txt`` (:func:`checkpoints.forward_options`).
     """
 
     @classmethod
@@ -62,9 +64,11 @@ class TileModel:
                     tf.float32, [None, None, channels[name]], name)
                 return self._fed[name][None]
 
+            options = ({} if self.checkpoint is None
+                       else checkpoints.forward_options(self.checkpoint))
             fwd = model.forward(self._ms[None], self._pan[None, :, :, None],
                                 fam=ops.local_conv_fused, pan_window=substitute,
-                                policy=policy)
+                                policy=policy, **options)
             assert set(self._handed) == set(channels), sorted(self._handed)
             self._output = tf.clip_by_value(fwd.output[0], 0.0, 1.0)
             self._aligned = tf.clip_by_value(fwd.aligned[0], 0.0, 1.0)

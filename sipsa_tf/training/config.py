@@ -84,6 +84,8 @@ class TrainConfig:
     fam_temperature: float = 1.0    # FAM softmax temperature at step 0, annealed linearly ...
     fam_temperature_steps: int = 0  # ... to 1 at this global step (0: no temperature)
     freeze_steps: int = 0           # until this global step only the kernel branch learns
+    align_statistics: bool = False  # de-normalise with the MS statistics moved by the FAM
+                                    # (changes the forward graph, not its variables)
     strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
     devices: str = None             # mirrored: e.g. /gpu:0,/gpu:1 or /cpu:0,/cpu:1; '': all GPUs
     precision: str = precisions.FLOAT32  # dtype of the convolutions (sipsa_tf.core.precision)

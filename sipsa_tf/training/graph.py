@@ -69,7 +69,8 @@ class TrainGraph:
             self.optimizer_variables = (
                 [optimizer.get_slot(v, name) for v in self.network_variables
                  for name in ("m", "v")] + list(optimizer._get_beta_accumulators()))
-            self.test = image_eval.build_test_ops() if test_ops else None
+            self.test = (image_eval.build_test_ops(config.align_statistics) if test_ops
+                         else None)
             everything = tf.compat.v1.global_variables()
             self.saver = tf.compat.v1.train.Saver(
                 var_list={v.op.name: self._stored(v) for v in everything}, max_to_keep=None,
@@ -108,7 +109,8 @@ class TrainGraph:
     def _objective(self, batch):
         """Forward pass and loss terms of a batch (dict ms, pan[, target[, flow]])."""
         fwd = model.forward(batch["ms"], batch["pan"], policy=self.policy,
-                            temperature=self._temperature())
+                            temperature=self._temperature(),
+                            align_statistics=self.config.align_statistics)
         if self.config.objective == "wald":
             terms = losses.supervised_l1(fwd.output, batch["target"], self.config.edge_weight)
             if self.config.align_weight > 0:

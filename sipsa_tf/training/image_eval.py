@@ -65,8 +65,11 @@ mean_x, mean_o: the averaged metric lists (4 floats each); panels: list of (name
 (H, 4 W, 3) MS|PAN|aligned|output panel); files: paths written."""
 
 
-def build_test_ops():
+def build_test_ops(align_statistics=False):
     """Builds the test subgraph in the current graph (network variables shared by name).
+
+    Args:
+        align_statistics: the forward-graph option of :func:`sipsa_tf.core.model.forward`.
 
     Returns:
         :class:`TestOps`.
@@ -76,7 +79,7 @@ def build_test_ops():
 
     ms = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3], name="ms_test")
     pan = tf.compat.v1.placeholder(tf.float32, [1, None, None, 1], name="pan_test")
-    fwd = model.forward(ms, pan)
+    fwd = model.forward(ms, pan, align_statistics=align_statistics)
     output = tf.clip_by_value(fwd.output, 0.0, 1.0)
     aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
     align_x, align_o = metrics.test_metrics(output, aligned, ms, pan)
@@ -321,7 +324,7 @@ def evaluate_checkpoint(checkpoint, test_dir, out_dir, img_div=data.IMG_DIV, sta
     scenes = check_and_load(test_dir, img_div, pair_by_order)
     graph = tf.Graph()
     with graph.as_default():
-        ops = build_test_ops()
+        ops = build_test_ops(**checkpoints.forward_options(prefix))
         variables = network.network_variables(graph)
         with tf.compat.v1.Session(graph=graph, config=inference.make_session_config()) as session:
             checkpoints.restore(session, prefix, variables)

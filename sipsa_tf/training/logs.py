@@ -10,9 +10,9 @@ import sys
 
 import tensorflow as tf
 
+from sipsa_tf.checkpoints import FLAGS_FILE
 from sipsa_tf.utils import files
 
-FLAGS_FILE = "flags.txt"
 LOG_FILE = "train_log.txt"
 SCALARS_FILE = "train_scalars.csv"
 IMAGES_FOLDER = "Imgs"
