@@ -67,7 +67,7 @@ def estimate_shift(ms_lr, pan, gains, search=3, step=0.05):
     best = max(grid, key=score)
     fine = np.arange(-0.5, 0.5 + 1e-9, step)
     best = max(((best[0] + y, best[1] + x) for y in fine for x in fine), key=score)
-    return tuple(round(v, 3) for v in best)
+    return tuple(float(round(v, 3)) for v in best)
 
 
 def move_back(ms_lr, shift, order=3):
