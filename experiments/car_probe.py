@@ -1,6 +1,6 @@
 """Can SIPSA-Net's kernel branch learn the moving cars? A probe, with and without a correlation.
 
-    .venv/bin/python experiments/car_probe.py --out logs/car_probe.md [--steps 3000]
+    .venv/bin/python experiments/car_probe.py --out logs/car_probe.md [--steps 3000] [--state DIR]
 
 SIPSA-Net (Lee, Seo, Kim, CVPR 2021); docs/training.md, "The feature alignment module". Stages
 D-H taught the feature alignment module (FAM) the global MS shift but not the cars' own motion:
@@ -31,6 +31,7 @@ predictor's and the global-only predictor's (the true global shift everywhere: w
 ignores the cars at best achieves), and the EPE elsewhere. Writes a markdown report to ``--out``.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -131,11 +132,24 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
         loss = losses.alignment_cross_entropy(kernel, truth, local_weight=args.local_weight)
         train = tf.compat.v1.train.AdamOptimizer(lr).minimize(loss)
         n_params = sum(int(np.prod(v.shape)) for v in tf.compat.v1.trainable_variables())
+        saver = tf.compat.v1.train.Saver(
+            var_list={v.op.name: v for v in tf.compat.v1.global_variables()}, max_to_keep=1)
         session = tf.compat.v1.Session(graph=graph)
         session.run(tf.compat.v1.global_variables_initializer())
     rng = np.random.default_rng(args.seed)
-    start, losses_seen = time.time(), []
-    for step in range(1, args.steps + 1):
+    start, losses_seen, first = time.time(), [], 1
+    state_dir = os.path.join(args.state, variant) if args.state else None
+    if state_dir:
+        os.makedirs(state_dir, exist_ok=True)
+    if state_dir and tf.train.latest_checkpoint(state_dir):
+        with graph.as_default():  # a Saver outside its graph takes the eager path
+            saver.restore(session, tf.train.latest_checkpoint(state_dir))
+        with open(os.path.join(state_dir, "state.json")) as f:
+            state = json.load(f)
+        rng.bit_generator.state = state["rng"]
+        losses_seen, first = state["losses"], state["step"] + 1
+        log("%s: resumed from step %d (%s)" % (variant, state["step"], state_dir))
+    for step in range(first, args.steps + 1):
         crops = [real[rng.integers(len(real))].crop(rng, args.ms_patch, shift)
                  if real and rng.random() < args.real_fraction
                  else sources[rng.integers(len(sources))].crop(rng, args.ms_patch)
@@ -148,7 +162,20 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
         if step % args.every == 0:
             log("%s: step %d, cross-entropy %.3f (mean of the last %d), %.1f steps/s"
                 % (variant, step, np.mean(losses_seen[-args.every:]), args.every,
-                   step / (time.time() - start)))
+                   (step - first + 1) / (time.time() - start)))
+            if state_dir:
+                with graph.as_default():
+                    saver.save(session, os.path.join(state_dir, "probe"), global_step=step)
+                tmp = os.path.join(state_dir, "state.json.tmp")
+                with open(tmp, "w") as f:
+                    json.dump({"step": step, "rng": rng.bit_generator.state,
+                               "losses": [float(v) for v in losses_seen]}, f)
+                os.replace(tmp, os.path.join(state_dir, "state.json"))
+        if args.stop_after and step >= args.stop_after:
+            log("%s: stopped after step %d of %d (--stop_after); not measured"
+                % (variant, step, args.steps))
+            session.close()
+            return None, n_params, time.time() - start
 
     def run_fn(m, p):
         return session.run(disp, {ms: m[None], pan: p[None, :, :, None]})[0]
@@ -173,6 +200,12 @@ def main(argv=None):
     parser.add_argument("--offsets", default="0,2,4,8", help="PAN pixels (benchmark's d)")
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--real_fraction", type=float, default=0.0)
+    parser.add_argument("--stop_after", type=int, default=0,
+                        help="stop training after this step (with --state: resumable), "
+                             "without measuring or writing the report")
+    parser.add_argument("--state", default=None,
+                        help="folder for a resumable state (the branch, Adam, the crop stream), "
+                             "saved every --every steps; a run with the same flags resumes")
     parser.add_argument("--data_dir", default="../shared/data/grip")
     parser.add_argument("--split", default="experiments/grip_split_val.json")
     args = parser.parse_args(argv)
@@ -197,6 +230,8 @@ def main(argv=None):
     results = {}
     for variant in variants:
         rows, n_params, seconds = run_variant(variant, args, sources, log, real, real_shift)
+        if rows is None:
+            return
         results[variant] = rows
         lines.append("- `%s`: %d parameters, %d steps in %.0f s." % (variant, n_params,
                                                                       args.steps, seconds))
