@@ -212,9 +212,9 @@ def main(argv=None):
                 print("\n".join(lines[-3:]), flush=True)
         finally:
             net.close()
+    from sipsa_tf.evaluation import reports
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    reports.atomic_write(args.out, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
 if __name__ == "__main__":

@@ -61,9 +61,9 @@ def main(argv=None):
                 indices(gsa, wald.reference),
                 " | ".join(indices(net(ms, pan, m, (0.0, 0.0)), wald.reference) for m in MODES)))
             print(lines[-1], flush=True)
+    from sipsa_tf.evaluation import reports
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    reports.atomic_write(args.out, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
 if __name__ == "__main__":
