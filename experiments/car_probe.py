@@ -141,9 +141,10 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
     state_dir = os.path.join(args.state, variant) if args.state else None
     if state_dir:
         os.makedirs(state_dir, exist_ok=True)
-    if state_dir and tf.train.latest_checkpoint(state_dir):
+    latest = tf.train.latest_checkpoint(state_dir) if state_dir else None
+    if latest:
         with graph.as_default():  # a Saver outside its graph takes the eager path
-            saver.restore(session, tf.train.latest_checkpoint(state_dir))
+            saver.restore(session, latest)
         with open(os.path.join(state_dir, "state.json")) as f:
             state = json.load(f)
         rng.bit_generator.state = state["rng"]

@@ -70,24 +70,13 @@ def estimate_shift(ms_lr, pan, gains, search=3, step=0.05):
     return tuple(float(round(v, 3)) for v in best)
 
 
-def move_back(ms_lr, shift, order=3):
-    return np.stack([ndimage.shift(ms_lr[:, :, c], (-shift[0], -shift[1]), order=order,
-                                   mode="nearest") for c in range(ms_lr.shape[2])], axis=2)
-
-
-class Registered:
-    """``fuse(ms, pan) -> {"output": ...}`` with the MS moved back by its estimated shift."""
-
-    def __init__(self, fuse, gains, min_shift, order, log):
-        self.fuse, self.gains, self.min_shift, self.order, self.log = (fuse, gains, min_shift,
-                                                                       order, log)
-
-    def __call__(self, ms, pan):
-        s = estimate_shift(ms, pan, self.gains)
-        self.log.append(s)
-        if max(abs(v) for v in s) > self.min_shift:
-            ms = move_back(ms, s, self.order).astype(ms.dtype)
-        return self.fuse(ms, pan)
+def register(ms_lr, pan, gains, min_shift, order):
+    """``ms_lr`` moved back by its estimated shift (a spline of ``order``), or as it is when the
+    estimate is within ``min_shift`` on both axes."""
+    s = estimate_shift(ms_lr, pan, gains)
+    if max(abs(v) for v in s) <= min_shift:
+        return ms_lr
+    return spline_move(ms_lr, (-s[0], -s[1]), order).astype(ms_lr.dtype)
 
 
 def fourier_move(ms, shift, pad=8):
@@ -101,6 +90,7 @@ def fourier_move(ms, shift, pad=8):
 
 
 def spline_move(ms, shift, order):
+    """Band-wise spline shift of ``ms`` by ``shift`` (content moves by +shift), edge values."""
     return np.stack([ndimage.shift(ms[:, :, c], shift, order=order, mode="nearest")
                      for c in range(ms.shape[2])], axis=2)
 
@@ -189,16 +179,16 @@ def main(argv=None):
                                        ("GSA registered too", True)):
                 rows = []
                 for scene in scenes:
-                    log = []
-                    fuse = Registered(net, scene.gains, args.min_shift, args.order, log)
+                    gains = scene.gains
+
+                    def fuse(ms, pan, _gains=gains):
+                        return net(register(ms, pan, _gains, args.min_shift, args.order), pan)
                     if use_gsa_reg:
                         orig = baselines.fuse
 
                         def gsa_reg(method, ms, pan, ratio, sensor=None, _o=orig):
-                            s = estimate_shift(ms, pan, sensor)
-                            if max(abs(v) for v in s) > args.min_shift:
-                                ms = move_back(ms, s, args.order)
-                            return _o(method, ms, pan, ratio, sensor=sensor)
+                            return _o(method, register(ms, pan, sensor, args.min_shift,
+                                                       args.order), pan, ratio, sensor=sensor)
                         baselines.fuse = gsa_reg
                     try:
                         rows += alignment.robustness(fuse, [scene])
