@@ -120,6 +120,9 @@ def _define_flags():
                          "flags.txt tells inference to use it.")
     flags.DEFINE_integer("freeze_steps", d.freeze_steps, "Until this global step only the kernel "
                          "branch (conv01-conv11) learns; the rest is frozen (0: all learn).")
+    flags.DEFINE_boolean("freeze_kernel_branch", d.freeze_kernel_branch, "The kernel branch "
+                         "(conv01-conv11) never learns; the rest does (a fusion fitted to a "
+                         "kernel branch trained elsewhere, docs/training.md, stage O).")
     flags.DEFINE_enum("strategy", d.strategy, ["default", "mirrored", "multi_worker"],
                       "default: one device, the graph as always. mirrored: data-parallel over "
                       "--devices (default: every GPU). multi_worker: over the workers that "

@@ -159,6 +159,12 @@ def test_fam_flags_are_refused_out_of_range(tmp_path):
            ({"fam_temperature_steps": -1}, "--fam_temperature_steps must be >= 0"),
            ({"freeze_steps": -3}, "--freeze_steps must be >= 0"),
            ({"fam_reinit": True}, "--fam_reinit needs --init_checkpoint"),
+           ({"freeze_kernel_branch": True, "freeze_steps": 5},
+            "--freeze_kernel_branch cannot go with --freeze_steps"),
+           ({"freeze_kernel_branch": True, "fam_reinit": True, "init_checkpoint": "x"},
+            "--freeze_kernel_branch cannot go with"),
+           ({"freeze_kernel_branch": True, "strategy": "mirrored"},
+            "--freeze_kernel_branch, --fam_reinit and --fam_temperature need"),
            ({"align_weight": 1.0, "align_loss": "ce", "align_local_weight": -0.5},
             "--align_local_weight must be >= 0"),
            ({"align_weight": 1.0, "align_local_weight": 2.0}, "--align_local_weight needs"),
@@ -219,6 +225,33 @@ def test_freeze_and_reinit_touch_only_what_they_say(rng, tmp_path):
             # frozen: only the decoupled weight decay (1e-7 per step) moves them
             np.testing.assert_allclose(after[name], before[name], rtol=1e-5, atol=1e-12)
     assert all(not np.any(reinit[n]) for n in branch if "/b_conv" in n)
+
+
+def test_freeze_kernel_branch_trains_everything_but_the_branch(rng, tmp_path):
+    from sipsa_tf.core import network
+    from sipsa_tf.training.graph import TrainGraph
+    config = _train_config(tmp_path, align_weight=1.0, align_loss="ce",
+                           freeze_kernel_branch=True, learning_rate=1e-3)
+    graph = TrainGraph(config, test_ops=False)
+    image = _random_wald_image(rng, 32)
+    crops = [image.crop(rng, 8, supervised.Displacement(1.0, 0.0, 0.0)) for _ in range(2)]
+    ms, pan, target, flow = [np.stack(parts) for parts in zip(*crops)]
+    feed = graph.feed(ms, pan, target)
+    feed[graph.flow] = flow
+    branch = set(v.op.name for v in network.kernel_branch_variables(graph.network_variables))
+    with graph.session() as session:
+        graph.initialize(session)
+        names = [v.op.name for v in graph.network_variables]
+        before = dict(zip(names, session.run(graph.network_variables)))
+        for _ in range(3):
+            session.run(graph.train_op, feed)
+        after = dict(zip(names, session.run(graph.network_variables)))
+    assert len(branch) == 22
+    for name in names:
+        if name in branch:  # only the decoupled weight decay (1e-7 per step) moves it
+            np.testing.assert_allclose(after[name], before[name], rtol=1e-5, atol=1e-12)
+        elif "/w_conv" in name:
+            assert not np.allclose(after[name], before[name], rtol=1e-4, atol=0), name
 
 
 def test_tap_targets_are_bilinear_weights_whose_expectation_is_the_truth(rng):

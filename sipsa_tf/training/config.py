@@ -84,6 +84,7 @@ class TrainConfig:
     fam_temperature: float = 1.0    # FAM softmax temperature at step 0, annealed linearly ...
     fam_temperature_steps: int = 0  # ... to 1 at this global step (0: no temperature)
     freeze_steps: int = 0           # until this global step only the kernel branch learns
+    freeze_kernel_branch: bool = False  # the kernel branch never learns (the rest does)
     align_statistics: bool = False  # de-normalise with the MS statistics moved by the FAM
                                     # (changes the forward graph, not its variables)
     strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
@@ -177,10 +178,14 @@ class TrainConfig:
         if self.fam_reinit and not self.init_checkpoint:
             raise UserError("--fam_reinit needs --init_checkpoint (a fresh run is already "
                             "initialised)")
-        if (self.freeze_steps or self.fam_reinit or self.temperature) and \
-                self.strategy != "default":
-            raise UserError("--freeze_steps, --fam_reinit and --fam_temperature need "
-                            "--strategy=default")
+        if self.freeze_kernel_branch and (self.freeze_steps or self.fam_reinit):
+            raise UserError("--freeze_kernel_branch cannot go with --freeze_steps (which "
+                            "trains the kernel branch alone) or --fam_reinit (which would "
+                            "freeze a random branch)")
+        if (self.freeze_steps or self.freeze_kernel_branch or self.fam_reinit
+                or self.temperature) and self.strategy != "default":
+            raise UserError("--freeze_steps, --freeze_kernel_branch, --fam_reinit and "
+                            "--fam_temperature need --strategy=default")
         for name in ("synthetic_fraction", "edge_weight", "align_weight", "sam_weight"):
             if getattr(self, name) > 0 and self.objective != "wald":
                 raise UserError("--%s needs --objective=wald" % name)

@@ -158,11 +158,16 @@ class TrainGraph:
         self.forward, self.loss_terms = self._objective(inputs)
         self.network_variables = network.network_variables(self.graph)
         kernel_branch = network.kernel_branch_variables(self.network_variables)
+        # A gated variable's gradient is zero while its gate is shut (Adam's moments of a fresh
+        # run stay zero, so it does not move; its weight decay of 1e-7 per step still runs).
         if config.freeze_steps > 0:
-            # until --freeze_steps the other variables' gradients are zero (Adam's moments of a
-            # fresh run stay zero, so they do not move; their weight decay of 1e-7 still runs)
-            optimizer.gate = ({v.op.name for v in kernel_branch}, tf.cast(self.global_step >= config.freeze_steps,
-                                                          tf.float32))
+            # until --freeze_steps only the kernel branch learns
+            optimizer.gate = ({v.op.name for v in kernel_branch},
+                              tf.cast(self.global_step >= config.freeze_steps, tf.float32))
+        elif config.freeze_kernel_branch:
+            # everything learns but the kernel branch
+            optimizer.gate = ({v.op.name for v in self.network_variables} -
+                              {v.op.name for v in kernel_branch}, tf.constant(0.0))
         grads_and_vars, self.train_op, self.loss_scale = precision.minimize(
             optimizer, self.loss_terms["loss"], self.network_variables, self.global_step,
             self.policy)
