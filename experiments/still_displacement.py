@@ -1,0 +1,48 @@
+"""How far does the feature alignment module move an MS that is not displaced at all?
+
+    .venv/bin/python experiments/still_displacement.py --checkpoints a,b [--part validation]
+
+SIPSA-Net (Lee, Seo, Kim, CVPR 2021); docs/training.md, "The feature alignment module". On the
+unshifted reduced-resolution (Wald) pair of each region of ``--part`` of ``--split``, the FAM's
+soft displacement D should be zero everywhere. Prints, per checkpoint and region, |D| in MS
+pixels (mean, median, 90th percentile; 2 MS pixels left out at each border) and the mean D.
+A kernel branch that reports motion where there is none moves real MS features for nothing.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", required=True, help="comma-separated")
+    parser.add_argument("--split", default="experiments/grip_split_val.json")
+    parser.add_argument("--part", default="validation", choices=("validation", "held_out"))
+    parser.add_argument("--data_dir", default="../shared/data/grip")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, os.path.join(HERE, ".."))
+    from sipsa_tf.data import supervised
+    from sipsa_tf.evaluation import alignment
+    from sipsa_tf.inference import Pansharpener
+    regions = supervised.load_regions(supervised.load_split(args.split), args.part,
+                                      args.data_dir)
+    print("| checkpoint | region | mean |D| | median | 90th pct | mean D (dy, dx) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for checkpoint in args.checkpoints.split(","):
+        with Pansharpener(checkpoint) as net:
+            for region in regions:
+                wald = alignment.DisplacedWald(region.ms, region.pan, region.gains)
+                d = net.alignment(wald.ms_lr.astype(np.float32),
+                                  wald.pan_lr.astype(np.float32))["displacement"][2:-2, 2:-2]
+                norm = np.hypot(d[..., 0], d[..., 1])
+                print("| %s | %s | %.3f | %.3f | %.3f | (%.2f, %.2f) |" % (
+                    checkpoint, region.name, norm.mean(), np.median(norm),
+                    np.percentile(norm, 90), d[..., 0].mean(), d[..., 1].mean()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
