@@ -47,8 +47,7 @@ def transplant(probe_dir, base, out):
     base_prefix = checkpoints.resolve(base)
     probe_reader = tf.train.load_checkpoint(probe_prefix)
     base_reader = tf.train.load_checkpoint(base_prefix)
-    kernel = {"%s/%s_conv%02d" % (network.SCOPE, kind, n)
-              for n in network.KERNEL_BRANCH_LAYERS for kind in ("w", "b")}
+    kernel = network.kernel_branch_names()
     values = {}
     for name in sorted(base_reader.get_variable_to_shape_map()):
         values[name] = base_reader.get_tensor(name)

@@ -66,8 +66,7 @@ def test_transplanted_branch_computes_the_probes_displacement(tmp_path):
     # Everything else is the base's.
     base = tf.train.load_checkpoint(tf.train.latest_checkpoint(BASE))
     new = tf.train.load_checkpoint(tf.train.latest_checkpoint(out))
-    kernel = {v for n in network.KERNEL_BRANCH_LAYERS for v in
-              ("%s/w_conv%02d" % (network.SCOPE, n), "%s/b_conv%02d" % (network.SCOPE, n))}
+    kernel = network.kernel_branch_names()
     names = base.get_variable_to_shape_map()
     assert set(new.get_variable_to_shape_map()) == set(names)
     for name in set(names) - kernel:

@@ -178,10 +178,15 @@ def network_scope():
             yield
 
 
+def kernel_branch_names():
+    """The full names of the kernel branch's variables (``op_net/G/w_conv01``-``b_conv11``)."""
+    return {"%s/%s_conv%02d" % (SCOPE, kind, n) for n in KERNEL_BRANCH_LAYERS
+            for kind in ("w", "b")}
+
+
 def kernel_branch_variables(variables):
     """The kernel branch's variables (``w_conv01``-``b_conv11``) among ``variables``."""
-    names = {"%s/%s_conv%02d" % (SCOPE, kind, n) for n in KERNEL_BRANCH_LAYERS
-             for kind in ("w", "b")}
+    names = kernel_branch_names()
     return [v for v in variables if v.op.name in names]
 
 

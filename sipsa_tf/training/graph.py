@@ -157,21 +157,22 @@ class TrainGraph:
         self.flow = inputs.get("flow")
         self.forward, self.loss_terms = self._objective(inputs)
         self.network_variables = network.network_variables(self.graph)
-        kernel_branch = network.kernel_branch_variables(self.network_variables)
+        branch_names = network.kernel_branch_names()
         # A gated variable's gradient is zero while its gate is shut (Adam's moments of a fresh
         # run stay zero, so it does not move; its weight decay of 1e-7 per step still runs).
         if config.freeze_steps > 0:
             # until --freeze_steps only the kernel branch learns
-            optimizer.gate = ({v.op.name for v in kernel_branch},
+            optimizer.gate = (branch_names,
                               tf.cast(self.global_step >= config.freeze_steps, tf.float32))
         elif config.freeze_kernel_branch:
             # everything learns but the kernel branch
-            optimizer.gate = ({v.op.name for v in self.network_variables} -
-                              {v.op.name for v in kernel_branch}, tf.constant(0.0))
+            optimizer.gate = ({v.op.name for v in self.network_variables} - branch_names,
+                              tf.constant(0.0))
         grads_and_vars, self.train_op, self.loss_scale = precision.minimize(
             optimizer, self.loss_terms["loss"], self.network_variables, self.global_step,
             self.policy)
-        self.reinit_op = _kernel_branch_init(kernel_branch) if config.fam_reinit else None
+        self.reinit_op = _kernel_branch_init(
+            network.kernel_branch_variables(self.network_variables)) if config.fam_reinit else None
         self.gradients = [g for g, _ in grads_and_vars]
         with tf.control_dependencies([self.train_op]):
             self.step_after = tf.identity(self.global_step.read_value())
