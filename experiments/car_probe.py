@@ -13,7 +13,9 @@ moving 4-14 PAN px), with the cross-entropy alignment term (``--align_loss=ce``,
 weight ``--local_weight``, the block-mean target), Adam at ``--lr`` (x0.1 after 80% of the
 steps). With ``--real_fraction`` that share of the crops comes instead from the real training
 regions of ``--split`` (Wald-degraded, 60% displaced by up to 2 MS px, as the trainer's crops;
-they have no cars). Variants:
+they have no cars); ``--real_weight`` weighs their pixels against the synthetic crops' (a real
+crop's truth is its global shift everywhere, 0 on the 40% not displaced, so a weight above 1
+holds D still where real imagery does not move). Variants:
 
 - ``original``: the kernel branch's layers as SIPSA-Net has them (conv01-conv11: two 9 x 9
   convolutions on [space_to_depth(PAN), MS], residual blocks, 81 logits, softmax), He-normal
@@ -28,7 +30,9 @@ Measured on the misalignment benchmark's scenes (``benchmarks/misalignment.py``,
 ``benchmarks/alignment.py`` measures them; MS 48, offsets d PAN px): the EPE on the moving cars'
 MS pixels (at least half covered; truth: global shift + car motion, block mean) beside the zero
 predictor's and the global-only predictor's (the true global shift everywhere: what a FAM that
-ignores the cars at best achieves), and the EPE elsewhere. Writes a markdown report to ``--out``.
+ignores the cars at best achieves), and the EPE elsewhere; and (``--still``) |D| on the
+unshifted real pairs of the validation strip, where it should be 0. Writes a markdown report to
+``--out``.
 """
 import argparse
 import json
@@ -114,6 +118,21 @@ def benchmark_rows(run_fn, scenes, offsets, ms_size=48):
     return rows
 
 
+def still_rows(run_fn, args):
+    """|D| of ``run_fn`` on the unshifted Wald pair of each ``--still`` region of ``--split``,
+    where the truth is 0 (as ``experiments/still_displacement.py`` measures a network)."""
+    from sipsa_tf.data import supervised
+    from sipsa_tf.evaluation import alignment
+    rows = []
+    for region in supervised.load_regions(supervised.load_split(args.split), args.still,
+                                          args.data_dir):
+        wald = alignment.DisplacedWald(region.ms, region.pan, region.gains)
+        d = run_fn(wald.ms_lr.astype(np.float32), wald.pan_lr.astype(np.float32))[2:-2, 2:-2]
+        norm = np.hypot(d[..., 0], d[..., 1])
+        rows.append((region.name, float(norm.mean()), float(np.percentile(norm, 90))))
+    return rows
+
+
 def run_variant(variant, args, sources, log, real=(), shift=None):
     import tensorflow as tf
     from sipsa_tf.core import losses, model, ops
@@ -124,12 +143,14 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
         ms = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3])
         pan = tf.compat.v1.placeholder(tf.float32, [None, None, None, 1])
         truth = tf.compat.v1.placeholder(tf.float32, [None, None, None, 2])
+        crop_weights = tf.compat.v1.placeholder(tf.float32, [None])
         lr = tf.compat.v1.placeholder(tf.float32, [])
         ms_n, pan_n, _, _ = model.normalise(ms, pan)
         with tf.compat.v1.variable_scope("probe"):
             kernel = tf.nn.softmax(kernel_logits(ms_n, pan_n, variant), axis=3)
         disp = ops.fam_displacement(kernel)
-        loss = losses.alignment_cross_entropy(kernel, truth, local_weight=args.local_weight)
+        loss = losses.alignment_cross_entropy(kernel, truth, local_weight=args.local_weight,
+                                              crop_weights=crop_weights)
         train = tf.compat.v1.train.AdamOptimizer(lr).minimize(loss)
         n_params = sum(int(np.prod(v.shape)) for v in tf.compat.v1.trainable_variables())
         saver = tf.compat.v1.train.Saver(
@@ -151,12 +172,16 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
         losses_seen, first = state["losses"], state["step"] + 1
         log("%s: resumed from step %d (%s)" % (variant, state["step"], state_dir))
     for step in range(first, args.steps + 1):
-        crops = [real[rng.integers(len(real))].crop(rng, args.ms_patch, shift)
-                 if real and rng.random() < args.real_fraction
-                 else sources[rng.integers(len(sources))].crop(rng, args.ms_patch)
-                 for _ in range(args.batch)]
+        crops, weights = [], []
+        for _ in range(args.batch):
+            from_real = bool(real) and rng.random() < args.real_fraction
+            crops.append(real[rng.integers(len(real))].crop(rng, args.ms_patch, shift)
+                         if from_real
+                         else sources[rng.integers(len(sources))].crop(rng, args.ms_patch))
+            weights.append(args.real_weight if from_real else 1.0)
         feed = {ms: np.stack([c[0] for c in crops]), pan: np.stack([c[1] for c in crops]),
                 truth: alignment.block_mean(np.stack([c[3] for c in crops])),
+                crop_weights: np.asarray(weights, np.float32),
                 lr: args.lr * (0.1 if step > 0.8 * args.steps else 1.0)}
         _, value = session.run([train, loss], feed)
         losses_seen.append(value)
@@ -176,14 +201,15 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
             log("%s: stopped after step %d of %d (--stop_after); not measured"
                 % (variant, step, args.steps))
             session.close()
-            return None, n_params, time.time() - start
+            return None, None, n_params, time.time() - start
 
     def run_fn(m, p):
         return session.run(disp, {ms: m[None], pan: p[None, :, :, None]})[0]
 
     rows = benchmark_rows(run_fn, args.scenes, args.offsets)
+    still = still_rows(run_fn, args) if args.still else []
     session.close()
-    return rows, n_params, time.time() - start
+    return rows, still, n_params, time.time() - start
 
 
 def main(argv=None):
@@ -201,6 +227,13 @@ def main(argv=None):
     parser.add_argument("--offsets", default="0,2,4,8", help="PAN pixels (benchmark's d)")
     parser.add_argument("--seed", type=int, default=27)
     parser.add_argument("--real_fraction", type=float, default=0.0)
+    parser.add_argument("--real_weight", type=float, default=1.0,
+                        help="weight of each real crop's pixels in the cross-entropy (1: as "
+                             "a synthetic crop's non-car pixels); holds D at the real crops' "
+                             "global truth, 0 on the 40%% that are not displaced")
+    parser.add_argument("--still", default="validation", choices=("", "validation", "held_out"),
+                        help="part of --split whose unshifted pairs measure |D| (truth 0); "
+                             "empty: not measured")
     parser.add_argument("--stop_after", type=int, default=0,
                         help="stop training after this step (with --state: resumable), "
                              "without measuring or writing the report")
@@ -228,12 +261,14 @@ def main(argv=None):
     log = lambda line: print(line, flush=True)
     lines = ["# Moving-car probe: kernel branch alone, with and without a correlation", "",
              "Command: `python experiments/car_probe.py %s`." % " ".join(sys.argv[1:]), ""]
-    results = {}
+    results, stills = {}, {}
     for variant in variants:
-        rows, n_params, seconds = run_variant(variant, args, sources, log, real, real_shift)
+        rows, still, n_params, seconds = run_variant(variant, args, sources, log, real,
+                                                     real_shift)
         if rows is None:
             return
         results[variant] = rows
+        stills[variant] = still
         lines.append("- `%s`: %d parameters, %d steps in %.0f s." % (variant, n_params,
                                                                       args.steps, seconds))
     lines += ["", "Misalignment benchmark scenes (%d, MS 48), EPE in MS pixels:" % args.scenes,
@@ -248,6 +283,12 @@ def main(argv=None):
                 variant, d, int(weights.sum()), mean("cars"), mean("cars_zero"),
                 mean("cars_global"), np.mean([r["rest"] for r in sel]),
                 np.mean([r["rest_zero"] for r in sel])))
+    if args.still:
+        lines += ["", "Unshifted real pairs (the %s part of %s, Wald-degraded; truth 0), |D| in MS "
+                  "pixels, 2 px border left out:" % (args.still, args.split), "",
+                  "| variant | region | mean |D| | 90th pct |", "| --- | --- | --- | --- |"]
+        for variant, rows in stills.items():
+            lines += ["| %s | %s | %.3f | %.3f |" % ((variant,) + row) for row in rows]
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

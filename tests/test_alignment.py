@@ -287,6 +287,19 @@ def test_local_weights_count_the_pixels_that_move_apart_from_their_crop(rng):
     assert weighted == pytest.approx((expected * ce).sum() / expected.sum(), rel=1e-5)
     plain = run_graph(lambda k, t: losses.alignment_cross_entropy(k, t, 0.0), kernel, truth)
     assert plain == pytest.approx(ce.mean(), rel=1e-5)
+    # per-crop weights multiply the pixel weights: NumPy reference on two crops
+    two_kernel = _softmax(rng.normal(size=(2, 4, 4, 81)))
+    two_truth = np.concatenate([truth, np.zeros_like(truth)])
+    two_ce = -(run_graph(losses.tap_targets, two_truth) * np.log(two_kernel + 1e-8)).sum(-1)
+    pixel = np.concatenate([expected, np.ones_like(expected)])
+    crop = np.array([1.0, 7.0])[:, None, None]
+    value = run_graph(lambda k, t: losses.alignment_cross_entropy(
+        k, t, 5.0, crop_weights=np.array([1.0, 7.0], np.float32)), two_kernel, two_truth)
+    assert value == pytest.approx((crop * pixel * two_ce).sum() / (crop * pixel).sum(), rel=1e-5)
+    value = run_graph(lambda k, t: losses.alignment_cross_entropy(
+        k, t, 0.0, crop_weights=np.array([1.0, 7.0], np.float32)), two_kernel, two_truth)
+    assert value == pytest.approx((crop * two_ce).sum() / (crop * np.ones_like(pixel)).sum(),
+                                  rel=1e-5)
     # a crop moving as one piece has weights of 1: weighted and plain means agree
     uniform = np.tile(np.array([0.5, 2.0]), (1, 4, 4, 1))
     np.testing.assert_allclose(run_graph(lambda t: losses.local_motion_weights(t, 5.0), uniform),

@@ -325,7 +325,7 @@ def block_targets(pan_truth):
     return _block_mean(tap_targets(pan_truth))
 
 
-def alignment_cross_entropy(kernel, truth, local_weight=0.0, targets=None):
+def alignment_cross_entropy(kernel, truth, local_weight=0.0, targets=None, crop_weights=None):
     """Cross-entropy of the FAM's softmax against :func:`tap_targets` of the truth.
 
     Unlike :func:`alignment_epe`, which only sees the kernel's expectation, this scores every
@@ -338,6 +338,9 @@ def alignment_cross_entropy(kernel, truth, local_weight=0.0, targets=None):
             :func:`local_motion_weights` (``--align_local_weight``).
         targets: optional (B, h, w, 81) tap weights to score against instead of
             ``tap_targets(truth)`` (e.g. :func:`block_targets`).
+        crop_weights: optional (B,) weights > 0, one per crop, multiplying the per-pixel
+            weights (e.g. to weigh real crops, whose truth is known exactly, against
+            synthetic ones).
 
     Returns:
         scalar float32 >= 0 (mean, or weighted mean, over pixels of
@@ -346,9 +349,12 @@ def alignment_cross_entropy(kernel, truth, local_weight=0.0, targets=None):
     if targets is None:
         targets = tap_targets(truth)
     ce = -tf.reduce_sum(targets * tf.math.log(kernel + 1e-8), axis=-1)
-    if local_weight <= 0:
+    if local_weight <= 0 and crop_weights is None:
         return tf.reduce_mean(ce)
-    weights = local_motion_weights(truth, local_weight)
+    weights = (local_motion_weights(truth, local_weight) if local_weight > 0
+               else tf.ones_like(ce))
+    if crop_weights is not None:
+        weights = weights * tf.reshape(tf.cast(crop_weights, ce.dtype), [-1, 1, 1])
     return tf.reduce_sum(weights * ce) / tf.reduce_sum(weights)
 
 
