@@ -5,8 +5,12 @@
 SIPSA-Net (Lee, Seo, Kim, CVPR 2021); docs/training.md, "The feature alignment module". On the
 unshifted reduced-resolution (Wald) pair of each region of ``--part`` of ``--split``, the FAM's
 soft displacement D should be zero everywhere. Prints, per checkpoint and region, |D| in MS
-pixels (mean, median, 90th percentile; 2 MS pixels left out at each border) and the mean D.
-A kernel branch that reports motion where there is none moves real MS features for nothing.
+pixels (mean, median, 90th percentile; 2 MS pixels left out at each border), the mean D, and
+the mean |D| on the quarter of pixels with the least texture (the PAN's coefficient of variation
+over the 9 x 9 MS pixels the FAM reads, at MS scale) beside that on the rest;
+with ``--panel``, a PNG of PAN | MS | D (``benchmarks/alignment.py``'s colours) per checkpoint
+and region. A kernel branch that reports motion where there is none moves real MS features for
+nothing.
 """
 import argparse
 import os
@@ -17,12 +21,25 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def texture(pan, window=9):
+    """Per MS pixel: the PAN's standard deviation over its mean, both over the ``window`` x
+    ``window`` MS pixels around it (PAN 4 x 4 block means). pan: (4h, 4w) -> (h, w)."""
+    from scipy import ndimage
+    from sipsa_tf.constants import SCALE
+    h, w = pan.shape[0] // SCALE, pan.shape[1] // SCALE
+    p = np.asarray(pan, np.float64).reshape(h, SCALE, w, SCALE).mean(axis=(1, 3))
+    mean = ndimage.uniform_filter(p, window)
+    var = np.maximum(ndimage.uniform_filter(p * p, window) - mean ** 2, 0.0)
+    return np.sqrt(var) / (np.abs(mean) + 1e-6)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", required=True, help="comma-separated")
     parser.add_argument("--split", default="experiments/grip_split_val.json")
     parser.add_argument("--part", default="validation", choices=("validation", "held_out"))
     parser.add_argument("--data_dir", default="../shared/data/grip")
+    parser.add_argument("--panel", default=None, help="PNG of PAN | MS | D per row")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.join(HERE, ".."))
     from sipsa_tf.data import supervised
@@ -30,18 +47,33 @@ def main(argv=None):
     from sipsa_tf.inference import Pansharpener
     regions = supervised.load_regions(supervised.load_split(args.split), args.part,
                                       args.data_dir)
-    print("| checkpoint | region | mean |D| | median | 90th pct | mean D (dy, dx) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    items = []
+    print("| checkpoint | region | mean |D| | median | 90th pct | mean D (dy, dx) | "
+          "least-texture quarter | rest |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for checkpoint in args.checkpoints.split(","):
         with Pansharpener(checkpoint) as net:
             for region in regions:
                 wald = alignment.DisplacedWald(region.ms, region.pan, region.gains)
-                d = net.alignment(wald.ms_lr.astype(np.float32),
-                                  wald.pan_lr.astype(np.float32))["displacement"][2:-2, 2:-2]
+                full = net.alignment(wald.ms_lr.astype(np.float32),
+                                     wald.pan_lr.astype(np.float32))["displacement"]
+                items.append(("%s %s" % (os.path.basename(os.path.normpath(checkpoint)),
+                              region.name), wald.ms_lr, wald.pan_lr, full))
+                d = full[2:-2, 2:-2]
                 norm = np.hypot(d[..., 0], d[..., 1])
-                print("| %s | %s | %.3f | %.3f | %.3f | (%.2f, %.2f) |" % (
+                flat = texture(wald.pan_lr)[2:-2, 2:-2]
+                flat = flat <= np.quantile(flat, 0.25)
+                print("| %s | %s | %.3f | %.3f | %.3f | (%.2f, %.2f) | %.3f | %.3f |" % (
                     checkpoint, region.name, norm.mean(), np.median(norm),
-                    np.percentile(norm, 90), d[..., 0].mean(), d[..., 1].mean()), flush=True)
+                    np.percentile(norm, 90), d[..., 0].mean(), d[..., 1].mean(),
+                    norm[flat].mean(), norm[~flat].mean()), flush=True)
+
+    if args.panel:
+        sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))
+        from alignment import displacement_panel  # benchmarks/alignment.py
+        from sipsa_tf.evaluation import panels
+        panels.save_png(displacement_panel(items), args.panel)
+        print("panel: %s" % args.panel)
 
 
 if __name__ == "__main__":
