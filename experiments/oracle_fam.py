@@ -14,7 +14,10 @@ three times on one checkpoint, replacing only the FAM's 81 softmax weights (the 
 - ``oracle``: the bilinear tap weights of the true shift everywhere (one-hot at an integer
   shift, two or four taps at a sub-pixel one); in the aligned case the centre tap;
 - ``sharpened``: the model's own weights made one-hot at their largest tap.
-- ``model+stats``, ``oracle+stats``: as ``model`` and ``oracle``, and the output is
+- ``flat-centre``: the model's own weights, but the centre tap (no displacement) on the quarter
+  of MS pixels with the least texture (``alignment.least_textured`` of the PAN), where the
+  image cannot tell a displacement (the aperture problem).
+- ``model+stats``, ``oracle+stats``, ``flat-centre+stats``: as without, and the output is
   de-normalised with the MS's local mean and standard deviation moved by the same FAM weights
   (the network de-normalises with the statistics of the MS as it came, misregistered; this
   variant changes the forward graph, not its variables, and is here to measure). Beyond the
@@ -36,7 +39,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-MODES = ("model", "oracle", "sharpened", "model+stats", "oracle+stats")
+MODES = ("model", "oracle", "sharpened", "flat-centre", "model+stats", "oracle+stats",
+         "flat-centre+stats")
 
 
 def bilinear_taps(shift, h, w):
@@ -100,6 +104,11 @@ class FedKernel:
         elif mode == "sharpened":
             k = self.session.run(self.kernel, feed)
             feed[self.kernel] = (k == k.max(axis=-1, keepdims=True)).astype(np.float32)
+        elif mode == "flat-centre":
+            from sipsa_tf.evaluation import alignment
+            k = self.session.run(self.kernel, feed)
+            flat = alignment.least_textured(pan)[None, :, :, None]
+            feed[self.kernel] = np.where(flat, bilinear_taps((0.0, 0.0), *ms.shape[:2]), k)
         return self.session.run(output, feed)[0]
 
 

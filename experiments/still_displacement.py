@@ -6,8 +6,9 @@ SIPSA-Net (Lee, Seo, Kim, CVPR 2021); docs/training.md, "The feature alignment m
 unshifted reduced-resolution (Wald) pair of each region of ``--part`` of ``--split``, the FAM's
 soft displacement D should be zero everywhere. Prints, per checkpoint and region, |D| in MS
 pixels (mean, median, 90th percentile; 2 MS pixels left out at each border), the mean D, and
-the mean |D| on the quarter of pixels with the least texture (the PAN's coefficient of variation
-over the 9 x 9 MS pixels the FAM reads, at MS scale) beside that on the rest;
+the mean |D| on the quarter of pixels with the least texture
+(``alignment.least_textured``: the PAN's coefficient of variation over the 9 x 9 MS pixels the
+FAM reads) beside that on the rest;
 with ``--panel``, a PNG of PAN | MS | D (``benchmarks/alignment.py``'s colours) per checkpoint
 and region. A kernel branch that reports motion where there is none moves real MS features for
 nothing.
@@ -19,18 +20,6 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def texture(pan, window=9):
-    """Per MS pixel: the PAN's standard deviation over its mean, both over the ``window`` x
-    ``window`` MS pixels around it (PAN 4 x 4 block means). pan: (4h, 4w) -> (h, w)."""
-    from scipy import ndimage
-    from sipsa_tf.constants import SCALE
-    h, w = pan.shape[0] // SCALE, pan.shape[1] // SCALE
-    p = np.asarray(pan, np.float64).reshape(h, SCALE, w, SCALE).mean(axis=(1, 3))
-    mean = ndimage.uniform_filter(p, window)
-    var = np.maximum(ndimage.uniform_filter(p * p, window) - mean ** 2, 0.0)
-    return np.sqrt(var) / (np.abs(mean) + 1e-6)
 
 
 def main(argv=None):
@@ -61,8 +50,7 @@ def main(argv=None):
                               region.name), wald.ms_lr, wald.pan_lr, full))
                 d = full[2:-2, 2:-2]
                 norm = np.hypot(d[..., 0], d[..., 1])
-                flat = texture(wald.pan_lr)[2:-2, 2:-2]
-                flat = flat <= np.quantile(flat, 0.25)
+                flat = alignment.least_textured(wald.pan_lr)[2:-2, 2:-2]
                 print("| %s | %s | %.3f | %.3f | %.3f | (%.2f, %.2f) | %.3f | %.3f |" % (
                     checkpoint, region.name, norm.mean(), np.median(norm),
                     np.percentile(norm, 90), d[..., 0].mean(), d[..., 1].mean(),

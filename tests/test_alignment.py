@@ -46,6 +46,26 @@ def test_one_hot_kernel_displacement_is_its_tap_and_the_fam_reads_from_there(rng
     np.testing.assert_allclose(out[0, :10, :10], f[0, :10, :10], atol=1e-6)
 
 
+def test_texture_is_the_local_coefficient_of_variation_of_the_pan_block_means():
+    """A PAN flat (2) on its left half and a checkerboard of MS pixels (1 and 3) on its right:
+    texture 0 inside the flat half, the window's std over its mean inside the board."""
+    board = 2.0 + np.where((np.arange(20)[:, None] + np.arange(40)[None]) % 2, 1.0, -1.0)
+    ms_values = np.where(np.arange(40)[None] < 20, 2.0, board)
+    pan = np.repeat(np.repeat(ms_values, 4, 0), 4, 1)  # (80, 160): MS (20, 40)
+    t = alignment.texture(pan, window=3)
+    assert t.shape == (20, 40)
+    np.testing.assert_allclose(t[5:15, 2:17], 0.0, atol=1e-6)
+    # a 3 x 3 window of the board holds five of one value and four of the other: std
+    # sqrt(80) / 9 over a mean of 2 + 1/9 (five 3s) or 2 - 1/9 (five 1s), alternating
+    inner = t[5:15, 23:38]
+    std = np.sqrt(80.0) / 9.0
+    expected = np.where(board[5:15, 23:38] == 3.0, std / (2.0 + 1.0 / 9.0), std / (2.0 - 1.0 / 9.0))
+    np.testing.assert_allclose(inner, expected, rtol=1e-6)
+    flat = alignment.least_textured(pan, share=0.25)
+    # the default 9 x 9 window: the flat half up to 5 columns from the board ties at 0 (40%)
+    assert flat[:, :16].all() and not flat[:, 16:].any()
+
+
 def test_endpoint_error_spread_and_zero_predictor():
     d = np.zeros((4, 4, 2))
     d[..., 0] = 1.0

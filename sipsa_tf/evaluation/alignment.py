@@ -74,6 +74,32 @@ def spread(displacement, mask=None):
     return float(np.sqrt(np.mean(np.sum((d - d.mean(axis=0)) ** 2, axis=1))))
 
 
+def texture(pan, window=FAM_SIZE):
+    """How much the PAN varies around each MS pixel: where it does not, no displacement can be
+    read from the image (the aperture problem).
+
+    Args:
+        pan: (4h, 4w) PAN (any scale; the measure is relative).
+        window: MS pixels per side of the neighbourhood (default: the FAM's 9).
+
+    Returns:
+        (h, w) float64 >= 0: the standard deviation of the PAN's 4 x 4 block means over the
+        ``window`` x ``window`` MS pixels around each MS pixel (edges mirrored), over their mean.
+    """
+    h, w = pan.shape[0] // SCALE, pan.shape[1] // SCALE
+    p = np.asarray(pan, np.float64)[:SCALE * h, :SCALE * w]
+    p = p.reshape(h, SCALE, w, SCALE).mean(axis=(1, 3))
+    mean = ndimage.uniform_filter(p, window, mode="mirror")
+    var = np.maximum(ndimage.uniform_filter(p * p, window, mode="mirror") - mean ** 2, 0.0)
+    return np.sqrt(var) / (np.abs(mean) + 1e-6)
+
+
+def least_textured(pan, share=0.25):
+    """(h, w) bool: the ``share`` of MS pixels with the lowest :func:`texture`."""
+    t = texture(pan)
+    return t <= np.quantile(t, share)
+
+
 def summary(displacement, max_tap):
     """What the FAM did on one image: dict of "max_tap" (mean largest tap weight), "spread"
     (:func:`spread`), "d_mean_y" and "d_mean_x" (mean D, MS pixels).
