@@ -17,11 +17,14 @@ three times on one checkpoint, replacing only the FAM's 81 softmax weights (the 
 - ``flat-centre``: the model's own weights, but the centre tap (no displacement) on the quarter
   of MS pixels with the least texture (``alignment.least_textured`` of the PAN), where the
   image cannot tell a displacement (the aperture problem).
-- ``model+stats``, ``oracle+stats``, ``flat-centre+stats``: as without, and the output is
-  de-normalised with the MS's local mean and standard deviation moved by the same FAM weights
-  (the network de-normalises with the statistics of the MS as it came, misregistered; this
-  variant changes the forward graph, not its variables, and is here to measure). Beyond the
-  image the moved statistics read mirrored values, not the FAM's zeros.
+- ``flat-mean``: as ``flat-centre``, but those pixels get the mean of the model's own weights
+  over the other three quarters (the image's global displacement as the textured part reads
+  it) instead of the centre tap.
+- ``model+stats``, ``oracle+stats``, ``flat-centre+stats``, ``flat-mean+stats``: as without,
+  and the output is de-normalised with the MS's local mean and standard deviation moved by the
+  same FAM weights (the network de-normalises with the statistics of the MS as it came,
+  misregistered; this variant changes the forward graph, not its variables, and is here to
+  measure). Beyond the image the moved statistics read mirrored values, not the FAM's zeros.
 
 ``--extra_border`` excludes more of the border than the table does, to see how much of a drop
 comes from the content shifted in at the edges (nearest values), which the network's receptive
@@ -39,8 +42,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-MODES = ("model", "oracle", "sharpened", "flat-centre", "model+stats", "oracle+stats",
-         "flat-centre+stats")
+MODES = ("model", "oracle", "sharpened", "flat-centre", "flat-mean", "model+stats",
+         "oracle+stats", "flat-centre+stats", "flat-mean+stats")
 
 
 def bilinear_taps(shift, h, w):
@@ -104,11 +107,13 @@ class FedKernel:
         elif mode == "sharpened":
             k = self.session.run(self.kernel, feed)
             feed[self.kernel] = (k == k.max(axis=-1, keepdims=True)).astype(np.float32)
-        elif mode == "flat-centre":
+        elif mode in ("flat-centre", "flat-mean"):
             from sipsa_tf.evaluation import alignment
             k = self.session.run(self.kernel, feed)
             flat = alignment.least_textured(pan)[None, :, :, None]
-            feed[self.kernel] = np.where(flat, bilinear_taps((0.0, 0.0), *ms.shape[:2]), k)
+            fill = (bilinear_taps((0.0, 0.0), *ms.shape[:2]) if mode == "flat-centre"
+                    else k[0][~flat[0, :, :, 0]].mean(axis=0))
+            feed[self.kernel] = np.where(flat, fill, k)
         return self.session.run(output, feed)[0]
 
 
