@@ -22,7 +22,7 @@ STATE_FILE = "checkpoint"  # TensorFlow's checkpoint state file
 FLAGS_FILE = "flags.txt"  # the training run's settings, written beside its checkpoints
 # Training settings that change the forward graph (not its variables): read back by
 # forward_options so that a checkpoint runs with the graph it was trained with.
-FORWARD_FLAGS = ("align_statistics",)
+FORWARD_FLAGS = ("align_statistics", "fam_flat_mean")
 
 
 def prefix_step(prefix):
@@ -200,7 +200,8 @@ def forward_options(prefix):
         prefix: a checkpoint prefix (:func:`resolve`).
 
     Returns:
-        dict: ``align_statistics`` (bool), for :func:`sipsa_tf.core.model.forward`.
+        dict: ``align_statistics`` and ``fam_flat_mean`` (bools), for
+        :func:`sipsa_tf.core.model.forward`.
     """
     options = {name: False for name in FORWARD_FLAGS}
     path = os.path.join(os.path.dirname(prefix), FLAGS_FILE)

@@ -118,6 +118,11 @@ def _define_flags():
                          "those of the MS as it came (docs/training.md, stage L). Same variables; "
                          "the forward graph differs from the original's, and the checkpoint's "
                          "flags.txt tells inference to use it.")
+    flags.DEFINE_boolean("fam_flat_mean", d.fam_flat_mean, "Give the FAM's weights on the "
+                         "least-textured quarter of MS pixels, where no displacement can be read, "
+                         "the image's mean weights over the rest (docs/training.md). Same "
+                         "variables; the forward graph differs from the original's, and the "
+                         "checkpoint's flags.txt tells inference to use it.")
     flags.DEFINE_integer("freeze_steps", d.freeze_steps, "Until this global step only the kernel "
                          "branch (conv01-conv11) learns; the rest is frozen (0: all learn).")
     flags.DEFINE_boolean("freeze_kernel_branch", d.freeze_kernel_branch, "The kernel branch "

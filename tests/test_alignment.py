@@ -441,9 +441,10 @@ def test_a_checkpoint_runs_with_the_statistics_option_it_was_trained_with(tmp_pa
     plain = _checkpoint_with_flags(tmp_path, "plain", None)
     moved = _checkpoint_with_flags(tmp_path, "moved", "--objective=wald\n--align_statistics\n")
     off = _checkpoint_with_flags(tmp_path, "off", "--noalign_statistics\n")
-    assert checkpoints.forward_options(plain) == {"align_statistics": False}
-    assert checkpoints.forward_options(off) == {"align_statistics": False}
-    assert checkpoints.forward_options(moved) == {"align_statistics": True}
+    assert checkpoints.forward_options(plain) == {"align_statistics": False,
+                                                  "fam_flat_mean": False}
+    assert checkpoints.forward_options(off) == {"align_statistics": False, "fam_flat_mean": False}
+    assert checkpoints.forward_options(moved) == {"align_statistics": True, "fam_flat_mean": False}
     ms = rng.uniform(0.05, 0.5, (12, 12, 3)).astype(np.float32)
     pan = rng.uniform(0.05, 0.5, (48, 48)).astype(np.float32)
     with Pansharpener(plain) as p, Pansharpener(moved) as m:
@@ -456,3 +457,53 @@ def test_a_checkpoint_runs_with_the_statistics_option_it_was_trained_with(tmp_pa
     finally:
         tile_model.close()
     np.testing.assert_allclose(tiled, b["output"], atol=5e-6)
+
+
+def test_fill_flat_matches_the_numpy_texture_and_keeps_textured_pixels(rng):
+    """ops.fill_flat against a NumPy reference built on alignment.least_textured: a PAN flat on
+    its left part and random on its right; the flat quarter gets the mean of the other pixels'
+    weights, the rest keeps its own, and every pixel's weights still sum to 1."""
+    from sipsa_tf.constants import SCALE
+    h, w = 12, 16
+    ms_values = np.full((h, w), 0.3)
+    ms_values[:, 6:] = rng.uniform(0.1, 0.6, (h, w - 6))
+    ms_values[:, :6] += rng.uniform(0, 1e-3, (h, 6))  # almost flat, no exact ties
+    pan = np.repeat(np.repeat(ms_values, SCALE, 0), SCALE, 1)
+    kernel = _softmax(rng.normal(size=(1, h, w, 81)) * 3)
+    got = run_graph(lambda k, p: ops.fill_flat(k, p, SCALE), kernel, pan[None, :, :, None])
+    flat = alignment.least_textured(pan.astype(np.float32))
+    assert 0.2 < flat.mean() <= 0.3 and flat[:, :2].all() and not flat[:, 8:].any()
+    expected = kernel[0].copy()
+    expected[flat] = kernel[0][~flat].mean(axis=0)
+    np.testing.assert_allclose(got[0], expected, atol=1e-6)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
+
+
+def test_the_flat_mean_option_changes_the_outputs_not_the_variables(tmp_path, rng):
+    """Stage L's weights (a kernel branch that varies with content) with and without
+    ``--fam_flat_mean`` in flags.txt: the FAM's weights on the flat part of the PAN become one
+    vector, those elsewhere stay; the outputs differ."""
+    import os
+    import shutil
+    from sipsa_tf import checkpoints
+    from sipsa_tf.inference import Pansharpener
+    source = os.path.join(REPO_ROOT, "checkpoints", "wald_fam_l")
+    flat_dir = tmp_path / "flat"
+    shutil.copytree(source, flat_dir)
+    with open(flat_dir / "flags.txt", "a") as f:
+        f.write("--fam_flat_mean\n")
+    assert checkpoints.forward_options(checkpoints.resolve(str(flat_dir))) == {
+        "align_statistics": True,
+        "fam_flat_mean": True}
+    ms = rng.uniform(0.05, 0.5, (12, 12, 3)).astype(np.float32)
+    pan = np.full((48, 48), 0.3, np.float32)  # flat on the left, for the option to act on
+    pan[:, 20:] = rng.uniform(0.05, 0.5, (48, 28))
+    with Pansharpener(source) as p, Pansharpener(str(flat_dir)) as f:
+        a, b = p(ms, pan), f(ms, pan)
+        da, db = p.alignment(ms, pan)["displacement"], f.alignment(ms, pan)["displacement"]
+        assert sorted(v.op.name for v in p.variables) == sorted(v.op.name for v in f.variables)
+    flat = alignment.least_textured(pan)
+    assert flat[:, 0].all() and not flat[:, 8:].any()
+    np.testing.assert_allclose(db[~flat], da[~flat], atol=1e-6)
+    assert np.ptp(db[flat], axis=0).max() < 1e-6 < np.ptp(da[flat], axis=0).max()
+    assert np.abs(a["output"] - b["output"]).max() > 1e-3

@@ -67,7 +67,7 @@ def normalise(ms, pan):
 
 
 def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None,
-            align_statistics=False):
+            align_statistics=False, fam_flat_mean=False):
     """Normalises, runs the network in its scope, and de-normalises.
 
     Args:
@@ -89,6 +89,11 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None,
             moved by the FAM's own weights (:func:`ops.fam_mirrored`), so that a misregistered
             MS does not bring its misregistered local mean back into the output
             (docs/training.md, stage L). Same variables either way; the outputs differ.
+        fam_flat_mean: False (the original). True: the FAM's weights on the least-textured
+            quarter of MS pixels are replaced by their mean over the rest of the image
+            (:func:`ops.fill_flat`), where no displacement can be read locally. Same
+            variables; the outputs differ. Computed per input image, so a tiled scene
+            (:mod:`sipsa_tf.scene`) takes the quarter per tile.
 
     Returns:
         A :class:`Forward` of tensors.
@@ -97,7 +102,8 @@ def forward(ms, pan, fam=None, pan_window=None, policy=None, temperature=None,
     with network.network_scope():
         out4, aligned4, kernel = network.sipsa_net(
             ms_n, pan_n, fam=fam, pan_window=pan_window, policy=policy, temperature=temperature,
-            with_kernel=True)
+            with_kernel=True,
+            kernel_fn=(lambda k: ops.fill_flat(k, pan, SCALE)) if fam_flat_mean else None)
     bands = MS_BANDS
     if align_statistics:
         ms_mean, ms_std = (ops.fam_mirrored(fam or ops.local_conv, t, kernel)

@@ -106,7 +106,7 @@ class _Convs:
 
 
 def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None, temperature=None,
-              with_kernel=False):
+              with_kernel=False, kernel_fn=None):
     """SIPSA-Net on normalised inputs.
 
     Must be called inside :func:`network_scope` (or any scope; variables are created with
@@ -130,6 +130,9 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None, temperature=N
             output) stay float32, as do all tensors between convolutions, the softmax and the FAM
             (docs/design.md, "Precision", has the measurements behind this choice).
 
+        kernel_fn: optional callable on the (B, h, w, 81) softmax weights, returning the
+            weights the FAM then uses (and ``with_kernel`` returns); no variables.
+
     Returns:
         (out4, aligned4): (B, 4h, 4w, 4) fused output and (B, h, w, 4) aligned MS, both in the
         normalised domain; channel 4 of each is computed and unused.
@@ -148,6 +151,8 @@ def sipsa_net(ms_n, pan_n, fam=None, pan_window=None, policy=None, temperature=N
     if temperature is not None:
         logits = logits / temperature
     kernel = tf.nn.softmax(logits, axis=3)
+    if kernel_fn is not None:
+        kernel = kernel_fn(kernel)
 
     # Feature branch and alignment.
     f = conv(ms_n, 3, 64, float32=True)

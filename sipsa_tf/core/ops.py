@@ -287,6 +287,51 @@ def fam_mirrored(fam, values, kernel):
     return out[:, half:-half, half:-half, :]
 
 
+FLAT_SHARE = 0.25  # --fam_flat_mean: the share of MS pixels counted as flat
+
+
+def fill_flat(kernel, pan, scale, share=FLAT_SHARE, window=FAM_KERNEL):
+    """FAM weights with the least-textured pixels given the image's mean weights.
+
+    Where the PAN hardly varies around a pixel, no displacement can be read from the image
+    (the aperture problem), and a kernel branch reports one it learnt elsewhere. This gives the
+    ``share`` of MS pixels with the lowest texture (std / mean of the PAN's ``scale`` x ``scale``
+    block means over ``window`` x ``window`` MS pixels, edges mirrored; the NumPy twin is
+    :func:`sipsa_tf.evaluation.alignment.texture`) the mean of the kernel over the other pixels
+    of the same image: the displacement the textured part reads (docs/training.md,
+    ``--fam_flat_mean``).
+
+    Args:
+        kernel: (B, h, w, 81) float32 softmax weights; h, w > window // 2.
+        pan: (B, scale h, scale w, 1) float32 PAN (any positive scale; only ratios matter).
+        scale: the PAN/MS resolution ratio.
+        share: in (0, 1).
+        window: odd, MS pixels.
+
+    Returns:
+        (B, h, w, 81) float32 weights, still summing to 1 per pixel.
+    """
+    half = window // 2
+    p = tf.nn.avg_pool2d(tf.cast(pan, tf.float64), scale, scale, "VALID")
+    p = tf.pad(p, [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
+    mean = tf.nn.avg_pool2d(p, window, 1, "VALID")
+    var = tf.nn.avg_pool2d(p * p, window, 1, "VALID") - tf.square(mean)
+    var = tf.where(var > 1e-12 * tf.square(mean), var, tf.zeros_like(var))
+    texture = tf.sqrt(var) / (tf.abs(mean) + 1e-6)  # (B, h, w, 1)
+    flat = tf.reshape(texture, [tf.shape(texture)[0], -1])
+    ordered = tf.sort(flat, axis=1)
+    position = share * tf.cast(tf.shape(ordered)[1] - 1, tf.float64)
+    low = tf.cast(tf.floor(position), tf.int32)
+    high = tf.minimum(low + 1, tf.shape(ordered)[1] - 1)
+    frac = position - tf.floor(position)
+    threshold = ordered[:, low] + frac * (ordered[:, high] - ordered[:, low])  # np.quantile
+    mask = tf.cast(texture <= threshold[:, None, None, None], kernel.dtype)
+    keep = 1.0 - mask
+    mean_kernel = (tf.reduce_sum(kernel * keep, axis=(1, 2), keepdims=True)
+                   / tf.maximum(tf.reduce_sum(keep, axis=(1, 2), keepdims=True), 1.0))
+    return kernel * keep + mean_kernel * mask
+
+
 def local_conv_fused(features, kernel):
     """The FAM of :func:`local_conv` compiled by XLA into one loop: the fast inference FAM.
 

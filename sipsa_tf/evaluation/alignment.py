@@ -84,13 +84,15 @@ def texture(pan, window=FAM_SIZE):
 
     Returns:
         (h, w) float64 >= 0: the standard deviation of the PAN's 4 x 4 block means over the
-        ``window`` x ``window`` MS pixels around each MS pixel (edges mirrored), over their mean.
+        ``window`` x ``window`` MS pixels around each MS pixel (edges mirrored), over their mean
+        (the NumPy twin of :func:`sipsa_tf.core.ops.fill_flat`'s texture).
     """
     h, w = pan.shape[0] // SCALE, pan.shape[1] // SCALE
     p = np.asarray(pan, np.float64)[:SCALE * h, :SCALE * w]
     p = p.reshape(h, SCALE, w, SCALE).mean(axis=(1, 3))
     mean = ndimage.uniform_filter(p, window, mode="mirror")
-    var = np.maximum(ndimage.uniform_filter(p * p, window, mode="mirror") - mean ** 2, 0.0)
+    var = ndimage.uniform_filter(p * p, window, mode="mirror") - mean ** 2
+    var = np.where(var > 1e-12 * mean ** 2, var, 0.0)  # rounding of a flat window counts as 0
     return np.sqrt(var) / (np.abs(mean) + 1e-6)
 
 

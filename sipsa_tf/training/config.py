@@ -86,6 +86,7 @@ class TrainConfig:
     freeze_steps: int = 0           # until this global step only the kernel branch learns
     freeze_kernel_branch: bool = False  # the kernel branch never learns (the rest does)
     align_statistics: bool = False  # de-normalise with the MS statistics moved by the FAM
+    fam_flat_mean: bool = False     # least-textured quarter: the image's mean FAM weights
                                     # (changes the forward graph, not its variables)
     strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
     devices: str = None             # mirrored: e.g. /gpu:0,/gpu:1 or /cpu:0,/cpu:1; '': all GPUs
@@ -117,6 +118,12 @@ class TrainConfig:
     def temperature(self):
         """True when the FAM's softmax takes an annealed temperature."""
         return self.fam_temperature_steps > 0 and self.fam_temperature != 1.0
+
+    @property
+    def forward_options(self):
+        """The forward-graph options (``checkpoints.FORWARD_FLAGS``) for ``model.forward``."""
+        from sipsa_tf import checkpoints
+        return {name: getattr(self, name) for name in checkpoints.FORWARD_FLAGS}
 
     @property
     def boundary(self):

@@ -69,7 +69,7 @@ class TrainGraph:
             self.optimizer_variables = (
                 [optimizer.get_slot(v, name) for v in self.network_variables
                  for name in ("m", "v")] + list(optimizer._get_beta_accumulators()))
-            self.test = (image_eval.build_test_ops(config.align_statistics) if test_ops
+            self.test = (image_eval.build_test_ops(**config.forward_options) if test_ops
                          else None)
             everything = tf.compat.v1.global_variables()
             self.saver = tf.compat.v1.train.Saver(
@@ -110,7 +110,7 @@ class TrainGraph:
         """Forward pass and loss terms of a batch (dict ms, pan[, target[, flow]])."""
         fwd = model.forward(batch["ms"], batch["pan"], policy=self.policy,
                             temperature=self._temperature(),
-                            align_statistics=self.config.align_statistics)
+                            **self.config.forward_options)
         if self.config.objective == "wald":
             terms = losses.supervised_l1(fwd.output, batch["target"], self.config.edge_weight)
             if self.config.align_weight > 0:

@@ -65,11 +65,12 @@ mean_x, mean_o: the averaged metric lists (4 floats each); panels: list of (name
 (H, 4 W, 3) MS|PAN|aligned|output panel); files: paths written."""
 
 
-def build_test_ops(align_statistics=False):
+def build_test_ops(**forward_options):
     """Builds the test subgraph in the current graph (network variables shared by name).
 
     Args:
-        align_statistics: the forward-graph option of :func:`sipsa_tf.core.model.forward`.
+        forward_options: the forward-graph options of :func:`sipsa_tf.core.model.forward`
+            (``align_statistics``, ``fam_flat_mean``; default: the original graph).
 
     Returns:
         :class:`TestOps`.
@@ -79,7 +80,7 @@ def build_test_ops(align_statistics=False):
 
     ms = tf.compat.v1.placeholder(tf.float32, [1, None, None, 3], name="ms_test")
     pan = tf.compat.v1.placeholder(tf.float32, [1, None, None, 1], name="pan_test")
-    fwd = model.forward(ms, pan, align_statistics=align_statistics)
+    fwd = model.forward(ms, pan, **forward_options)
     output = tf.clip_by_value(fwd.output, 0.0, 1.0)
     aligned = tf.clip_by_value(fwd.aligned, 0.0, 1.0)
     align_x, align_o = metrics.test_metrics(output, aligned, ms, pan)
