@@ -507,3 +507,22 @@ def test_the_flat_mean_option_changes_the_outputs_not_the_variables(tmp_path, rn
     np.testing.assert_allclose(db[~flat], da[~flat], atol=1e-6)
     assert np.ptp(db[flat], axis=0).max() < 1e-6 < np.ptp(da[flat], axis=0).max()
     assert np.abs(a["output"] - b["output"]).max() > 1e-3
+
+
+def test_bundled_wald_fam_p_is_stage_l_with_another_kernel_branch_and_the_flat_mean(rng):
+    """checkpoints/wald_fam_p: stage L's variables except the kernel branch's (checkpoints/
+    README.md), and a flags.txt that turns on both forward options."""
+    import os
+    import tensorflow as tf
+    from sipsa_tf import checkpoints
+    from sipsa_tf.core import network
+    p = checkpoints.resolve(os.path.join(REPO_ROOT, "checkpoints", "wald_fam_p"))
+    l = checkpoints.resolve(os.path.join(REPO_ROOT, "checkpoints", "wald_fam_l"))
+    assert checkpoints.forward_options(p) == {"align_statistics": True, "fam_flat_mean": True}
+    mine, base = tf.train.load_checkpoint(p), tf.train.load_checkpoint(l)
+    names = sorted(mine.get_variable_to_shape_map())
+    assert names == sorted(base.get_variable_to_shape_map())
+    branch = network.kernel_branch_names()
+    for name in names:
+        same = np.array_equal(mine.get_tensor(name), base.get_tensor(name))
+        assert same == (name not in branch), name
