@@ -243,6 +243,8 @@ def main(argv=None):
     parser.add_argument("--data_dir", default="../shared/data/grip")
     parser.add_argument("--split", default="experiments/grip_split_val.json")
     args = parser.parse_args(argv)
+    if args.real_weight <= 0:
+        parser.error("--real_weight must be > 0, got %s" % args.real_weight)
     args.offsets = [int(v) for v in args.offsets.split(",")]
     variants = args.variants.split(",")
     unknown = set(variants) - set(VARIANTS)
