@@ -8,6 +8,8 @@ may be dynamic.
 import numpy as np
 import tensorflow as tf
 
+from sipsa_tf.constants import FLAT_SHARE
+
 FAM_KERNEL = 9  # the feature alignment module's per-pixel kernel is 9 x 9 (81 softmax taps)
 
 
@@ -285,9 +287,6 @@ def fam_mirrored(fam, values, kernel):
     pad = [[0, 0], [half, half], [half, half], [0, 0]]
     out = fam(tf.pad(values, pad, mode="SYMMETRIC"), tf.pad(kernel, pad))
     return out[:, half:-half, half:-half, :]
-
-
-FLAT_SHARE = 0.25  # --fam_flat_mean: the share of MS pixels counted as flat
 
 
 def fill_flat(kernel, pan, scale, share=FLAT_SHARE, window=FAM_KERNEL):

@@ -30,7 +30,7 @@ aside) and sub-pixel shifts are interpolated at the full resolution.
 import numpy as np
 from scipy import ndimage
 
-from sipsa_tf.constants import SCALE
+from sipsa_tf.constants import FLAT_SHARE, SCALE
 from sipsa_tf.evaluation import quality
 
 FAM_SIZE = 9
@@ -96,7 +96,7 @@ def texture(pan, window=FAM_SIZE):
     return np.sqrt(var) / (np.abs(mean) + 1e-6)
 
 
-def least_textured(pan, share=0.25):
+def least_textured(pan, share=FLAT_SHARE):
     """(h, w) bool: the ``share`` of MS pixels with the lowest :func:`texture`."""
     t = texture(pan)
     return t <= np.quantile(t, share)

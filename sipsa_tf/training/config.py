@@ -86,6 +86,7 @@ class TrainConfig:
     freeze_steps: int = 0           # until this global step only the kernel branch learns
     freeze_kernel_branch: bool = False  # the kernel branch never learns (the rest does)
     align_statistics: bool = False  # de-normalise with the MS statistics moved by the FAM
+                                    # (changes the forward graph, not its variables)
     fam_flat_mean: bool = False     # least-textured quarter: the image's mean FAM weights
                                     # (changes the forward graph, not its variables)
     strategy: str = "default"       # default (one device), mirrored, multi_worker (TF_CONFIG)
