@@ -7,6 +7,7 @@ SCALE = 4        # PAN pixels per MS pixel, in each direction
 MS_BANDS = 3     # MS bands the network takes (R, G, B)
 PAN_BANDS = 1
 IMG_DIV = 2047.0  # the original's value scale: DN / 2047 (11-bit data)
+FAM_KERNEL = 9   # the feature alignment module's per-pixel kernel is 9 x 9 (81 softmax taps)
 # --fam_flat_mean: the share of MS pixels counted as flat (the least-textured), in the graph
 # (sipsa_tf.core.ops.fill_flat) and in its NumPy twin (sipsa_tf.evaluation.alignment).
 FLAT_SHARE = 0.25

@@ -8,9 +8,7 @@ may be dynamic.
 import numpy as np
 import tensorflow as tf
 
-from sipsa_tf.constants import FLAT_SHARE
-
-FAM_KERNEL = 9  # the feature alignment module's per-pixel kernel is 9 x 9 (81 softmax taps)
+from sipsa_tf.constants import FAM_KERNEL, FLAT_SHARE
 
 
 def channels(x):

@@ -30,10 +30,9 @@ aside) and sub-pixel shifts are interpolated at the full resolution.
 import numpy as np
 from scipy import ndimage
 
-from sipsa_tf.constants import FLAT_SHARE, SCALE
+from sipsa_tf.constants import FAM_KERNEL, FLAT_SHARE, SCALE
 from sipsa_tf.evaluation import quality
 
-FAM_SIZE = 9
 # (dy, dx) MS pixels: 0, sub-pixel and integer shifts up to 3 MS pixels in several directions.
 DEFAULT_SHIFTS = ((0.0, 0.0), (0.5, 0.0), (0.0, -0.5), (1.0, 0.0), (0.0, 1.0), (-1.0, -1.0),
                   (1.5, -0.5), (2.0, 0.0), (0.0, -2.0), (-2.0, 1.0), (3.0, 0.0), (0.0, 3.0))
@@ -41,7 +40,7 @@ DEFAULT_SHIFTS = ((0.0, 0.0), (0.5, 0.0), (0.0, -0.5), (1.0, 0.0), (0.0, 1.0), (
 ROBUSTNESS_OFFSETS = (0.5, 1.0, 2.0)
 
 
-def fam_offsets(size=FAM_SIZE):
+def fam_offsets(size=FAM_KERNEL):
     """(size * size, 2) array of the taps' (dy, dx), tap 9a + b -> (a - 4, b - 4)."""
     half = size // 2
     grid = np.arange(size) - half
@@ -74,7 +73,7 @@ def spread(displacement, mask=None):
     return float(np.sqrt(np.mean(np.sum((d - d.mean(axis=0)) ** 2, axis=1))))
 
 
-def texture(pan, window=FAM_SIZE):
+def texture(pan, window=FAM_KERNEL):
     """How much the PAN varies around each MS pixel: where it does not, no displacement can be
     read from the image (the aperture problem).
 
