@@ -127,9 +127,9 @@ def still_rows(run_fn, args):
     for region in supervised.load_regions(supervised.load_split(args.split), args.still,
                                           args.data_dir):
         wald = alignment.DisplacedWald(region.ms, region.pan, region.gains)
-        d = run_fn(wald.ms_lr.astype(np.float32), wald.pan_lr.astype(np.float32))[2:-2, 2:-2]
-        norm = np.hypot(d[..., 0], d[..., 1])
-        rows.append((region.name, float(norm.mean()), float(np.percentile(norm, 90))))
+        s = alignment.still_statistics(
+            run_fn(wald.ms_lr.astype(np.float32), wald.pan_lr.astype(np.float32)), wald.pan_lr)
+        rows.append((region.name, s["mean"], s["p90"]))
     return rows
 
 

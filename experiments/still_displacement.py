@@ -48,13 +48,10 @@ def main(argv=None):
                                      wald.pan_lr.astype(np.float32))["displacement"]
                 items.append(("%s %s" % (os.path.basename(os.path.normpath(checkpoint)),
                               region.name), wald.ms_lr, wald.pan_lr, full))
-                d = full[2:-2, 2:-2]
-                norm = np.hypot(d[..., 0], d[..., 1])
-                flat = alignment.least_textured(wald.pan_lr)[2:-2, 2:-2]
+                s = alignment.still_statistics(full, wald.pan_lr)
                 print("| %s | %s | %.3f | %.3f | %.3f | (%.2f, %.2f) | %.3f | %.3f |" % (
-                    checkpoint, region.name, norm.mean(), np.median(norm),
-                    np.percentile(norm, 90), d[..., 0].mean(), d[..., 1].mean(),
-                    norm[flat].mean(), norm[~flat].mean()), flush=True)
+                    checkpoint, region.name, s["mean"], s["median"], s["p90"], s["mean_dy"],
+                    s["mean_dx"], s["flat"], s["rest"]), flush=True)
 
     if args.panel:
         sys.path.insert(0, os.path.join(HERE, "..", "benchmarks"))

@@ -66,6 +66,24 @@ def test_texture_is_the_local_coefficient_of_variation_of_the_pan_block_means():
     assert flat[:, :16].all() and not flat[:, 16:].any()
 
 
+def test_still_statistics_of_a_hand_made_displacement():
+    """An MS of 16 x 16 pixels whose PAN is a checkerboard on the left half and flat on the
+    right: the least-textured quarter is columns 12-15 (no board in their 9 x 9 window). D is
+    (0, 1) on the right half, 0 on the left; inside a border of 2 (columns 2-13) |D| is 1 on
+    columns 8-13: mean 0.5, median 0.5, 90th percentile 1, flat part (12-13) 1, rest 4 / 10."""
+    board = 2.0 + np.where((np.arange(16)[:, None] + np.arange(16)[None]) % 2, 1.0, -1.0)
+    ms_values = np.where(np.arange(16)[None] < 8, board, 2.0)
+    pan = np.repeat(np.repeat(ms_values, 4, 0), 4, 1)
+    d = np.zeros((16, 16, 2))
+    d[:, 8:, 1] = 1.0
+    s = alignment.still_statistics(d, pan)
+    assert s["mean"] == pytest.approx(0.5) and s["median"] == pytest.approx(0.5)
+    assert s["p90"] == pytest.approx(1.0)
+    assert s["flat"] == pytest.approx(1.0) and s["rest"] == pytest.approx(0.4)
+    assert s["mean_dy"] == 0.0 and s["mean_dx"] == pytest.approx(0.5)
+    assert alignment.still_statistics(d, pan, border=0)["mean"] == pytest.approx(0.5)
+
+
 def test_endpoint_error_spread_and_zero_predictor():
     d = np.zeros((4, 4, 2))
     d[..., 0] = 1.0

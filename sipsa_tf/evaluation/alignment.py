@@ -101,6 +101,31 @@ def least_textured(pan, share=FLAT_SHARE):
     return t <= np.quantile(t, share)
 
 
+def still_statistics(displacement, pan, border=2):
+    """How far the FAM moves an MS that is not displaced (the truth is D = 0 everywhere).
+
+    Usage: ``still_statistics(net.alignment(ms, pan)["displacement"], pan)["mean"]``.
+
+    Args:
+        displacement: (h, w, 2) soft displacement D on an unshifted pair, MS pixels.
+        pan: (4h, 4w) the pair's PAN (for :func:`least_textured`).
+        border: MS pixels left out at each edge.
+
+    Returns:
+        dict of |D| over the inner pixels, MS pixels: "mean", "median", "p90" (90th
+        percentile), "flat" and "rest" (mean on the :func:`least_textured` share and on the
+        other pixels), and "mean_dy", "mean_dx" (mean D).
+    """
+    inner = (slice(border, -border or None),) * 2
+    d = np.asarray(displacement, np.float64)[inner]
+    norm = np.hypot(d[..., 0], d[..., 1])
+    flat = least_textured(pan)[inner]
+    return {"mean": float(norm.mean()), "median": float(np.median(norm)),
+            "p90": float(np.percentile(norm, 90)), "flat": float(norm[flat].mean()),
+            "rest": float(norm[~flat].mean()), "mean_dy": float(d[..., 0].mean()),
+            "mean_dx": float(d[..., 1].mean())}
+
+
 def summary(displacement, max_tap):
     """What the FAM did on one image: dict of "max_tap" (mean largest tap weight), "spread"
     (:func:`spread`), "d_mean_y" and "d_mean_x" (mean D, MS pixels).
