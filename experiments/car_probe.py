@@ -201,7 +201,7 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
             log("%s: stopped after step %d of %d (--stop_after); not measured"
                 % (variant, step, args.steps))
             session.close()
-            return None, None, n_params, time.time() - start
+            return None, None, n_params, (first - 1, time.time() - start)
 
     def run_fn(m, p):
         return session.run(disp, {ms: m[None], pan: p[None, :, :, None]})[0]
@@ -209,7 +209,7 @@ def run_variant(variant, args, sources, log, real=(), shift=None):
     rows = benchmark_rows(run_fn, args.scenes, args.offsets)
     still = still_rows(run_fn, args) if args.still else []
     session.close()
-    return rows, still, n_params, time.time() - start
+    return rows, still, n_params, (first - 1, time.time() - start)
 
 
 def main(argv=None):
@@ -265,14 +265,16 @@ def main(argv=None):
              "Command: `python experiments/car_probe.py %s`." % " ".join(sys.argv[1:]), ""]
     results, stills = {}, {}
     for variant in variants:
-        rows, still, n_params, seconds = run_variant(variant, args, sources, log, real,
-                                                     real_shift)
+        rows, still, n_params, (resumed, seconds) = run_variant(variant, args, sources, log,
+                                                                real, real_shift)
         if rows is None:
             return
         results[variant] = rows
         stills[variant] = still
-        lines.append("- `%s`: %d parameters, %d steps in %.0f s." % (variant, n_params,
-                                                                      args.steps, seconds))
+        ran = max(args.steps - resumed, 0)
+        lines.append("- `%s`: %d parameters, %d steps; %d run here in %.0f s%s." % (
+            variant, n_params, args.steps, ran, seconds,
+            " (resumed from the state saved at step %d)" % resumed if resumed else ""))
     lines += ["", "Misalignment benchmark scenes (%d, MS 48), EPE in MS pixels:" % args.scenes,
               "", "| variant | d (PAN px) | car pixels | EPE cars | zero | global only | "
               "EPE elsewhere | zero |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
