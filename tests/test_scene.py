@@ -172,7 +172,7 @@ def tiled_case(tmp_path_factory, far_checkpoint):
     return directory, ms, pan, pan_path, ms_path, ref
 
 
-def _tiled(tiled_case, checkpoint, name, aligned=False, tail_tile=48):
+def _tiled(tiled_case, checkpoint, name, aligned=False, tail_tile=48, say=None):
     """The tiled run, with a fresh TileModel (see above); returns (summary, output, aligned).
     ``tail_tile`` 48: the PAN-resolution tail runs in 2 x 2 pieces per tile."""
     directory, _, _, pan_path, ms_path, _ = tiled_case
@@ -182,7 +182,8 @@ def _tiled(tiled_case, checkpoint, name, aligned=False, tail_tile=48):
                               out_type="float32", aligned_out=aligned_out, progress="off")
     fresh = scene.TileModel(checkpoint)
     try:
-        summary = scene.pansharpen_scene(None, pan_path, ms_path, out, opts, tile_model=fresh)
+        summary = scene.pansharpen_scene(None, pan_path, ms_path, out, opts, tile_model=fresh,
+                                         say=say)
     finally:
         fresh.close()
     return summary, out, aligned_out
@@ -232,6 +233,34 @@ def test_a_halo_below_the_receptive_field_shows(tiled_case, far_checkpoint, monk
                         lambda h, w, core, halo: plan_tiles(h, w, core, halo * 3 // 4))
     _, out, _ = _tiled(tiled_case, far_checkpoint, "short_halo", tail_tile=TILED_TILE)
     difference = np.abs(tifffile.imread(out) / 2047.0 - tiled_case[-1]["output"]).max()
+    assert difference > 100 * TILED_TOLERANCE, difference
+
+
+def test_a_flat_mean_checkpoint_says_its_output_depends_on_the_tile(tiled_case, far_checkpoint,
+                                                                     tmp_path):
+    """--fam_flat_mean takes the flat quarter and its mean FAM weights over what the network
+    sees: per window in a scene, so tiled != whole (measured 1.98e-3 here, 400x the tolerance
+    above), and the run says so in one line. The original graph (the same weights without
+    flags.txt) says nothing (tiled == whole above)."""
+    import shutil
+    from sipsa_tf import checkpoints
+    flat = os.path.join(str(tmp_path), "flat")
+    os.makedirs(flat)
+    for name in os.listdir(os.path.dirname(far_checkpoint)):
+        if name.startswith(os.path.basename(far_checkpoint) + "."):
+            shutil.copy(os.path.join(os.path.dirname(far_checkpoint), name), flat)
+    with open(os.path.join(flat, checkpoints.FLAGS_FILE), "w") as f:
+        f.write("--fam_flat_mean\n")
+    flat_prefix = os.path.join(flat, os.path.basename(far_checkpoint))
+    notes, plain = [], []
+    _tiled(tiled_case, far_checkpoint, "plain_notes", say=plain.append)
+    assert plain == []
+    _, out, _ = _tiled(tiled_case, flat_prefix, "flat_mean", say=notes.append)
+    assert len(notes) == 1 and "--fam_flat_mean" in notes[0] and "49 tiles" in notes[0], notes
+    _, ms, pan = tiled_case[:3]
+    with Pansharpener(flat_prefix) as fresh:
+        whole_flat = fresh(ms[..., [2, 0, 3]] / np.float32(2047), pan / np.float32(2047))
+    difference = np.abs(tifffile.imread(out) / 2047.0 - whole_flat["output"]).max()
     assert difference > 100 * TILED_TOLERANCE, difference
 
 

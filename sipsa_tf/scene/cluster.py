@@ -30,7 +30,7 @@ from sipsa_tf.constants import SCALE
 from sipsa_tf.io.raster import Raster
 from sipsa_tf.scene import grid as grids
 from sipsa_tf.scene.options import SceneError, SceneOptions, _check_outputs, check_inputs
-from sipsa_tf.scene.plan import plan_tiles
+from sipsa_tf.scene.plan import plan_tiles, window_note
 from sipsa_tf.scene.run import SceneWriter, sharpen_tile
 from sipsa_tf.utils.progress import Progress
 
@@ -144,7 +144,8 @@ def pansharpen_on_cluster(client, checkpoint, jobs, options=None, in_flight=None
         in_flight: most tiles submitted and not yet written (default: 2 per worker thread).
         on_tile: optional callback ``on_tile(done, total)`` after each tile written.
         stream: where the progress bar goes (default stderr).
-        say: optional callback given each scene's grid note (``out: note``), if any.
+        say: optional callback given each scene's grid note and
+            :func:`~sipsa_tf.scene.plan.window_note` (``out: note``), if any.
 
     Returns:
         dict: scenes, tiles, seconds, megapixels (PAN), outputs (paths written).
@@ -163,14 +164,16 @@ def pansharpen_on_cluster(client, checkpoint, jobs, options=None, in_flight=None
     for pan_path, ms_path, out_path in jobs:
         _check_outputs(options.outputs(out_path), (pan_path, ms_path))
     checkpoint = checkpoints.resolve(checkpoint)
+    forward_options = checkpoints.forward_options(checkpoint)
     scenes = []
     for pan_path, ms_path, out_path in jobs:  # every scene checked before anything runs
         with Raster(pan_path) as pan, Raster(ms_path) as ms:
             inputs = check_inputs(pan, ms, options)
         tiles = plan_tiles(inputs.grid.height, inputs.grid.width, options.tile // SCALE,
                            options.halo)
-        if say is not None and inputs.grid.note:
-            say("%s: %s" % (out_path, inputs.grid.note))
+        for note in (inputs.grid.note, window_note(forward_options, tiles)):
+            if say is not None and note:
+                say("%s: %s" % (out_path, note))
         height, width = inputs.grid.pan_size
         scenes.append((pan_path, ms_path, out_path, inputs, tiles, height * width))
     if in_flight is None:
@@ -262,7 +265,7 @@ def pansharpen_job(checkpoint, jobs, options=None, scheduler=None, workers=0, st
             worker gets the cores shared out (:func:`local_threads`).
         scheduler, workers: where the tiles run (see above).
         stream: where the progress bar goes.
-        say: optional callback given each scene's grid note, if any.
+        say: optional callback given each scene's notes (grid, tiling), if any.
 
     Returns:
         dict: scenes, tiles, seconds, megapixels, outputs.

@@ -42,6 +42,30 @@ def plan_tiles(height, width, core, halo):
 
 
 
+def window_note(forward_options, tiles):
+    """A one-line note when the output depends on the tiling, else None.
+
+    The original graph is local: with a halo of at least its receptive field, a tiled scene
+    equals the whole image computed at once. ``--fam_flat_mean`` is not: the least-textured
+    quarter of MS pixels and the mean FAM weights it is given are taken over what the network
+    sees, here each window (core and halo), so the result depends on ``--tile`` (docs/scenes.md,
+    "Checkpoints whose output depends on the tile").
+
+    Args:
+        forward_options: the checkpoint's forward-graph options
+            (:func:`sipsa_tf.checkpoints.forward_options`).
+        tiles: the plan (:func:`plan_tiles`).
+
+    Returns:
+        str or None.
+    """
+    if not forward_options.get("fam_flat_mean") or len(tiles) < 2:
+        return None
+    return ("note: this checkpoint was trained with --fam_flat_mean, which is taken per tile "
+            "window here, so the output depends on --tile (%d tiles; docs/scenes.md)" % len(tiles))
+
+
+
 def split(c0, c1, size):
     """[c0, c1) cut into the fewest pieces of at most ``size``, of (almost) equal length."""
     pieces = -(-(c1 - c0) // size)

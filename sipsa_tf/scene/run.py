@@ -13,7 +13,7 @@ from sipsa_tf.io import geotiff
 from sipsa_tf.io.raster import Raster
 from sipsa_tf.scene import grid as grids
 from sipsa_tf.scene.options import SceneOptions, _check_outputs, check_inputs
-from sipsa_tf.scene.plan import _pieces, plan_tiles
+from sipsa_tf.scene.plan import _pieces, plan_tiles, window_note
 from sipsa_tf.scene.tile_model import TileModel, sharpen_window
 from sipsa_tf.utils import display, files
 from sipsa_tf.utils.progress import Progress
@@ -119,7 +119,7 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
         on_tile: optional callback ``on_tile(done, total)`` after each tile.
         stream: where the progress bar goes (default stderr).
         say: optional callback given the grid's one-line note (what was cropped, padded or
-            resampled) before the work starts.
+            resampled) and :func:`~sipsa_tf.scene.plan.window_note`'s, before the work starts.
 
     Returns:
         dict: tiles, seconds, megapixels (PAN), bits, nodata, outputs (paths written), grid
@@ -146,6 +146,9 @@ def pansharpen_scene(checkpoint, pan_path, ms_path, out_path, options=None, tile
             writer = SceneWriter(out_path, options, inputs)
             tiles = plan_tiles(inputs.grid.height, inputs.grid.width, options.tile // SCALE,
                                options.halo)
+            note = window_note(tile_model.forward_options, tiles)
+            if say is not None and note:
+                say(note)
             pieces = [len(_pieces(core, options.tail_tile)[0]) for core, _ in tiles]
             progress = Progress(sum(pieces), desc="pansharpen", stream=stream,
                                 mode=options.progress)

@@ -31,7 +31,8 @@ class TileModel:
         seed: graph-level seed for the random initialisation.
         precision: the network's precision policy or its name (:mod:`sipsa_tf.core.precision`).
 
-    The forward graph follows the checkpoint's ``flags.txt`` (:func:`checkpoints.forward_options`).
+    The forward graph follows the checkpoint's ``flags.txt`` (:func:`checkpoints.forward_options`;
+    kept as ``forward_options``).
     """
 
     @classmethod
@@ -66,6 +67,7 @@ class TileModel:
 
             options = ({} if self.checkpoint is None
                        else checkpoints.forward_options(self.checkpoint))
+            self.forward_options = options
             fwd = model.forward(self._ms[None], self._pan[None, :, :, None],
                                 fam=ops.local_conv_fused, pan_window=substitute,
                                 policy=policy, **options)
