@@ -204,8 +204,11 @@ def test_tiled_equals_whole_image(tiled_case, far_checkpoint):
     """Tiled == whole to TILED_TOLERANCE (5e-6; noise measured 6.6e-7 at most, AVX2), while a
     3/4 halo differs by 1.17e-3 (test below): see the comment above TILED_TOLERANCE."""
     directory, ms, pan, _, _, ref = tiled_case
-    summary, out, aligned = _tiled(tiled_case, far_checkpoint, "out", aligned=True)
+    notes = []
+    summary, out, aligned = _tiled(tiled_case, far_checkpoint, "out", aligned=True,
+                                   say=notes.append)
     assert summary["tiles"] == 49 and summary["bits"] == 11
+    assert notes == []  # the original graph is local: no note on the tiling
     got = tifffile.imread(out) / 2047.0
     assert got.shape == (4 * TILED_MS, 4 * TILED_MS, 3)
     with tifffile.TiffFile(out) as tif:
@@ -236,25 +239,15 @@ def test_a_halo_below_the_receptive_field_shows(tiled_case, far_checkpoint, monk
     assert difference > 100 * TILED_TOLERANCE, difference
 
 
-def test_a_flat_mean_checkpoint_says_its_output_depends_on_the_tile(tiled_case, far_checkpoint,
-                                                                     tmp_path):
+def test_a_flat_mean_checkpoint_says_its_output_depends_on_the_tile(tiled_case, tmp_path):
     """--fam_flat_mean takes the flat quarter and its mean FAM weights over what the network
     sees: per window in a scene, so tiled != whole (measured 1.98e-3 here, 400x the tolerance
     above), and the run says so in one line. The original graph (the same weights without
-    flags.txt) says nothing (tiled == whole above)."""
-    import shutil
+    flags.txt) says nothing (test_tiled_equals_whole_image)."""
     from sipsa_tf import checkpoints
-    flat = os.path.join(str(tmp_path), "flat")
-    os.makedirs(flat)
-    for name in os.listdir(os.path.dirname(far_checkpoint)):
-        if name.startswith(os.path.basename(far_checkpoint) + "."):
-            shutil.copy(os.path.join(os.path.dirname(far_checkpoint), name), flat)
-    with open(os.path.join(flat, checkpoints.FLAGS_FILE), "w") as f:
-        f.write("--fam_flat_mean\n")
-    flat_prefix = os.path.join(flat, os.path.basename(far_checkpoint))
-    notes, plain = [], []
-    _tiled(tiled_case, far_checkpoint, "plain_notes", say=plain.append)
-    assert plain == []
+    flat_prefix = write_random_checkpoint(str(tmp_path / "model-1"), **FAR_FIELD)
+    (tmp_path / checkpoints.FLAGS_FILE).write_text("--fam_flat_mean\n")
+    notes = []
     _, out, _ = _tiled(tiled_case, flat_prefix, "flat_mean", say=notes.append)
     assert len(notes) == 1 and "--fam_flat_mean" in notes[0] and "49 tiles" in notes[0], notes
     _, ms, pan = tiled_case[:3]
